@@ -1,0 +1,145 @@
+"""The `rlft` command: run, validate, merge, chat.
+
+User mistakes (`RlftError`) print one clear message and exit 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from rlft.errors import RlftError
+
+EXIT_USER_ERROR = 2
+
+
+@contextmanager
+def user_errors():
+    try:
+        yield
+    except RlftError as e:
+        from rich.console import Console
+
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {e}", markup=True)
+        sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
+        sys.exit(130)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rlft", description="RLHF-style fine-tuning from one YAML recipe, through TRL.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a recipe (same as: accelerate launch rlft/run.py RECIPE)")
+    run.add_argument("recipe")
+    run.add_argument("overrides", nargs="*", help="dotted key=value, e.g. stages.sft.args.max_steps=5 seed=1")
+    run.add_argument("--output-dir", help="run folder (default runs/<name>)")
+    run.add_argument("--dry-run", action="store_true", help="load data, models and trainers; run no step")
+    run.add_argument("--fresh", action="store_true", help="delete the run folder first instead of resuming")
+
+    val = sub.add_parser("validate", help="check a recipe without loading any model")
+    val.add_argument("recipe")
+    val.add_argument("overrides", nargs="*")
+
+    merge = sub.add_parser("merge", help="merge a LoRA stage into full weights")
+    merge.add_argument("path", help="run folder (its last stage) or stage folder")
+    merge.add_argument("--out", required=True, help="folder to write the merged model to")
+
+    chat = sub.add_parser("chat", help="talk to a trained stage, with the template it was trained with")
+    chat.add_argument("path", help="run folder (its last stage) or stage folder")
+    chat.add_argument("--prompt", help="answer this one prompt and exit")
+    chat.add_argument("--max-new-tokens", type=int, default=200)
+    chat.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    with user_errors():
+        if args.command == "run":
+            from rlft.run import run
+
+            run(args.recipe, args.overrides, args.output_dir, args.dry_run, args.fresh)
+        elif args.command == "validate":
+            validate(args.recipe, args.overrides)
+        elif args.command == "merge":
+            from rlft.models import merge_adapter
+
+            out = merge_adapter(stage_folder(args.path), Path(args.out))
+            print(f"merged model written to {out} (loads with AutoModelForCausalLM.from_pretrained)")
+        elif args.command == "chat":
+            chat(stage_folder(args.path), args.prompt, args.max_new_tokens, args.temperature)
+
+
+def validate(recipe_path: str, overrides: list[str]) -> None:
+    from rlft.run import load
+
+    recipe = load(recipe_path, overrides)
+    stages = ", ".join(f"{s['name']} ({s['type']})" for s in recipe["stages"])
+    print(f"{recipe_path}: OK - {len(recipe['stages'])} stage(s): {stages}")
+
+
+def stage_folder(path: str) -> Path:
+    """A stage folder as given, or the last finished stage of a run folder."""
+    folder = Path(path)
+    if (folder / "adapter_config.json").is_file() or (folder / "config.json").is_file():
+        return folder
+    done = sorted(p.parent for p in folder.glob("stages/*/stage_complete.json"))
+    if not folder.is_dir():
+        raise RlftError(f"{path}: no such folder; give a run folder (runs/NAME) or one of its stages/NN_name folders")
+    if not done:
+        raise RlftError(f"{path}: not a finished run or stage folder (no stages/*/stage_complete.json, no model "
+                        "files); run the recipe first, or point at a stage folder")
+    return done[-1]
+
+
+def format_prompt(tokenizer, template: dict, text: str) -> str:
+    """Render a user message exactly as the stage was trained to see it."""
+    kind = template.get("kind", "chat")
+    if kind == "instruction":
+        from rlft.data import render_instruction
+
+        return render_instruction(text, "", template.get("template"))
+    if kind == "text" or not tokenizer.chat_template:
+        return text
+    return tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True)
+
+
+def chat(folder: Path, prompt: str | None, max_new_tokens: int, temperature: float) -> None:
+    import torch
+
+    from rlft.models import load_for_inference
+
+    info_path = folder / "rlft_stage.json"
+    template = json.loads(info_path.read_text()).get("template", {}) if info_path.is_file() else {}
+    model, tokenizer = load_for_inference(folder)
+
+    def answer(text: str) -> str:
+        rendered = format_prompt(tokenizer, template, text)
+        inputs = tokenizer(rendered, return_tensors="pt", add_special_tokens=False).to(model.device)
+        sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+        with torch.no_grad():
+            out = model.generate(**inputs, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                                 **sampling)
+        return tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+
+    if prompt is not None:
+        print(answer(prompt))
+        return
+    print(f"chatting with {folder} (empty line or Ctrl-D to quit)")
+    while True:
+        try:
+            text = input("you> ").strip()
+        except EOFError:
+            break
+        if not text:
+            break
+        print(f"model> {answer(text)}")
+
+
+if __name__ == "__main__":
+    main()

