@@ -39,6 +39,10 @@ COMMON_STAGE_KEYS = {
     "args": (dict, {}, "passed to the TRL config class of the stage"),
 }
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+# Names people reach for from other tools, and the field they mean.
+ALIASES = {"rank": "r", "alpha": "lora_alpha", "dropout": "lora_dropout", "lr": "learning_rate",
+           "batch_size": "per_device_train_batch_size", "epochs": "num_train_epochs", "steps": "max_steps",
+           "max_seq_length": "max_length", "4bit": "load_in_4bit", "8bit": "load_in_8bit"}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -150,7 +154,7 @@ def check_config(checker: Checker, config_class, kwargs: dict, path: str, **fixe
     fields = _accepted_names(config_class)
     bad = [k for k in kwargs if k not in fields]
     for key in bad:
-        hint = difflib.get_close_matches(key, fields, n=1)
+        hint = [ALIASES[key]] if ALIASES.get(key) in fields else difflib.get_close_matches(key, fields, n=1)
         fix = f"did you mean {hint[0]!r}?" if hint else f"see the {config_class.__name__} documentation"
         checker.add(_join(path, key), f"not a field of {config_class.__module__.split('.')[0]}.{config_class.__name__}; {fix}")
     if bad:

@@ -22,11 +22,17 @@ import time  # noqa: E402
 from rlft import models, recipe as recipes  # noqa: E402
 from rlft.errors import RlftError  # noqa: E402
 from rlft.runfolder import RunFolder, section_hash  # noqa: E402
-from rlft.stages import common, sft  # noqa: E402
+from rlft.stages import common, dpo, grpo, online_dpo, ppo, reward_model, rloo, sft  # noqa: E402
 
 # stage type -> module with STAGE_KEYS, check(stage, path, ctx) and run(stage, ctx)
 STAGES = {
     "sft": sft,
+    "ppo": ppo,
+    "grpo": grpo,
+    "rloo": rloo,
+    "dpo": dpo,
+    "online_dpo": online_dpo,
+    "reward_model": reward_model,  # POLICY = False: the next stage starts from the policy before it
 }
 
 
@@ -72,7 +78,7 @@ def run(recipe_path: str | Path, overrides: list[str] = (), output_dir: str | No
                 recipe=recipe, recipe_dir=recipe_dir, dtype=models.pick_dtype(recipe["dtype"]),
                 tensorboard_dir=folder.tensorboard_dir(stage["name"]), callbacks=[folder.metrics_callback(stage["name"])],
                 resume=status == "interrupted" and any(stage_dir.glob("checkpoints/checkpoint-*")),
-                dry_run=dry_run, template=template,
+                dry_run=dry_run, template=template, outputs={k: v for k, v in outputs.items() if k != "__last__"},
             )
             folder.mark_started(stage_dir, digest)
             started = time.time()
@@ -84,7 +90,9 @@ def run(recipe_path: str | Path, overrides: list[str] = (), output_dir: str | No
             if not dry_run:
                 folder.mark_complete(stage_dir, digest, summary)
             summaries.append(summary)
-        outputs[stage["name"]] = outputs["__last__"] = str(stage_dir)
+        outputs[stage["name"]] = str(stage_dir)
+        if getattr(STAGES[stage["type"]], "POLICY", True):
+            outputs["__last__"] = str(stage_dir)
     if state.is_main_process:
         from rlft.report import print_summary
 

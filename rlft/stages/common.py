@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from rlft import models
-from rlft.recipe import check_config
+from rlft.recipe import DTYPES, check_config
 
 LORA_KEY = (dict, None, "-> peft.LoraConfig, e.g. {r: 16, lora_alpha: 32, target_modules: all-linear}")
 QUANT_KEY = (dict, None, "-> transformers.BitsAndBytesConfig, e.g. {load_in_4bit: true} (QLoRA; needs bitsandbytes)")
@@ -35,6 +35,7 @@ class StageContext:
     resume: bool = False
     dry_run: bool = False
     template: dict = field(default_factory=lambda: {"kind": "chat"})  # how prompts were rendered upstream
+    outputs: dict = field(default_factory=dict)  # stage name -> output folder, for the stages run before this one
 
     @property
     def trust_remote_code(self) -> bool:
@@ -58,7 +59,8 @@ def default_args(dtype: torch.dtype, seed: int) -> dict:
 
 def check_args(ctx, config_class, stage: dict, path: str):
     """Validate `args:` by building the TRL config (rlft defaults underneath), errors at `path.args`."""
-    args = {**default_args(models.pick_dtype(ctx.recipe.get("dtype", "auto")), ctx.recipe.get("seed", 42)),
+    dtype = ctx.recipe.get("dtype") if ctx.recipe.get("dtype") in DTYPES else "auto"  # a bad dtype is reported apart
+    args = {**default_args(models.pick_dtype(dtype), ctx.recipe.get("seed", 42)),
             **stage.get("args", {})}
     return check_config(ctx.checker, config_class, args, f"{path}.args", output_dir=ctx.scratch_dir())
 
