@@ -1,0 +1,317 @@
+"""Politeness reward from politeness strategies, with guards against reward hacking.
+
+How it works, in a few points:
+
+1. Each text is reduced to a few dozen *strategies* from the politeness literature (Brown & Levinson
+   1987; Danescu-Niculescu-Mizil et al. 2013): gratitude, apology, "please", indirect requests,
+   hedges, greetings ... and on the rude side imperatives, "why did you" questions, insults,
+   shouting. They are short hand-written phrase lists, never the corpus vocabulary, so that they
+   carry over from Wikipedia talk pages to assistant replies.
+2. A strategy counts once: it is present or not, so the tenth "please" adds nothing (saturation).
+3. The weights come from ``fit_politeness.py`` (logistic regression on the Stanford Politeness
+   Corpus, each weight's sign held to the literature's polarity), shipped as
+   ``politeness_weights.json``.
+4. ``score`` is a probability in [0, 1]: that people would put the text in the polite quarter
+   rather than the rude quarter of requests. 0.5 is neutral.
+5. ``politeness``, the TRL reward, multiplies that score by guards in [0, 1] (repetition, length,
+   relevance to the prompt, marker stuffing); see ``reward_models.guards``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from reward_models.guards import apply_guards, overlap, pair_texts
+
+WEIGHTS_FILE = Path(__file__).with_name("politeness_weights.json")
+
+
+def _phrases(*slots: str) -> str:
+    """Every phrase made by picking one word per slot: ("could would", "you") -> "could you|would you"."""
+    phrases = [""]
+    for slot in slots:
+        phrases = [f"{p} {word}".strip() for p in phrases for word in slot.split()]
+    return "|".join(phrases)
+
+
+# name -> (polarity, where, phrases). Polarity: +1 polite, -1 rude, 0 either way (the literature
+# disagrees, or it depends on the domain); the fit keeps every weight on its side of zero.
+# where: "any" = anywhere, "start" = a sentence opens with it. Phrases are lower-case words separated
+# by "|"; "word*" matches any word starting with "word" (single words only).
+STRATEGIES: dict[str, tuple[int, str, str]] = {
+    # --- polite ---
+    "gratitude": (1, "any", "thank|thanks|thanking|thank you|thank you so much|thanks so much|thanks a lot|"
+                            "many thanks|thx|ty|appreciate|appreciated|appreciates|grateful|gratitude|obliged|"
+                            "cheers|kudos"),
+    "apology": (1, "any", "sorry|apolog*|excuse me|pardon|forgive me|my bad|my mistake|my fault"),
+    "please": (1, "any", "please|pls|plz|kindly"),
+    "please_start": (0, "start", "please|pls|plz|kindly"),
+    "counterfactual_modal": (1, "any", _phrases("could would might couldn't wouldn't",
+                                              "you u i we it one someone anyone somebody anybody this that")),
+    "indicative_modal": (0, "any", _phrases("can will can't won't", "you u")),
+    "indirect_request": (1, "any", "would you mind|do you mind|mind if|if you don't mind|if you do not mind|"
+                                   "if it's not too much|if possible|if you have a chance|if you get a chance|"
+                                   "when you have a chance|when you get a chance|if you have time|"
+                                   "when you have time|i was wondering|i'm wondering|i am wondering|"
+                                   "i wonder if|i wondered if|i wonder whether|would it be possible|"
+                                   "would it be ok|would it be okay|would it be all right|would that be ok|"
+                                   "would you be able|would you be willing|would you be interested|"
+                                   "would you like|is it possible|do you think you could|any chance|"
+                                   "just wondering|would you be so kind"),
+    "hedge": (1, "any", _phrases("i", "think believe guess suppose feel suspect") +
+                        "|perhaps|maybe|possibly|probably|might|may|seem|seems|seemingly|apparently|somewhat|"
+                        "a bit|a little|sort of|kind of|not sure|presumably|arguably|suggest|suggestion|"
+                        "i'd say|likely|in my opinion|imho|imo"),
+    "greeting": (1, "start", "hi|hello|hey|dear|greetings|howdy|welcome|good morning|good afternoon|"
+                             "good evening"),
+    "deference": (1, "start", "great|good|nice|excellent|awesome|wonderful|fantastic|brilliant|impressive|"
+                              "superb|lovely|interesting|cool|well done|congrat*|bravo"),
+    "praise": (1, "any", "great|nice|excellent|awesome|wonderful|fantastic|brilliant|impressive|superb|"
+                         "lovely|interesting|helpful|kind|well done|good job|good work|good idea|good point|"
+                         "good question|good catch|good luck|congrat*|amazing|beautiful|useful|glad|"
+                         "pleasure|happy"),
+    "goodwill": (1, "any", "happy to|glad to|pleased to|delighted|let me know|feel free|hope this helps|"
+                           "hope that helps|hope it helps|i hope|hope you|you're welcome|you are welcome|"
+                           "no problem|no worries|my pleasure|good luck|take care|best wishes|best regards|"
+                           "kind regards|warm regards|have a nice|have a good|have a great|enjoy|"
+                           "any questions|any other questions|any more questions|anything else"),
+    "first_person_plural": (1, "any", "we|us|our|ours|ourselves|let's"),
+    "first_person": (0, "any", "i|me|my|mine|myself|i'm|i've|i'd|i'll"),
+    "first_person_start": (0, "start", "i|my|i'm|i've|i'd|i'll"),
+    "by_the_way": (1, "any", "by the way|btw|incidentally"),
+    # --- either way ---
+    "second_person": (0, "any", "you|your|yours|yourself|u|ur"),
+    "wh_question_start": (0, "start", "what|who|where|when|which|how"),
+    "contrast": (0, "any", "but|however|although|though|yet"),
+    # --- rude ---
+    "why_question": (-1, "start", "why|how come"),
+    "why_you": (-1, "any", _phrases("why", "did do would are is were have does can't don't didn't won't "
+                                           "wouldn't must should", "you u") +
+                           "|why on earth|why the hell|any reason why|how so|how dare"),
+    "polite_but": (-1, "any", _phrases("thanks thank sorry ok okay great good fine sure nice", "but") +
+                              "|thank you but"),
+    "second_person_start": (-1, "start", "you|your|u|ur|yours"),
+    "direct_start": (-1, "start", "so|then|and|but|or|well"),
+    # A bare verb opening a sentence (see _IMPERATIVE_SUBJECTS for "do you ...", "mind if I ...").
+    "imperative": (-1, "start", "stop|don't|do not|do|go|read|look|check|send|give|tell|get|use|add|fix|make|"
+                                "take|put|quit|leave|answer|explain|show|keep|cut|move|write|remove|delete|"
+                                "revert|learn|listen|note|see|find|ask|wait|calm|grow|hurry|think|consider|"
+                                "provide|cite|be|stay|come|bring|change|drop|focus|buy|pay|try|lower|raise|"
+                                "reset|restart|paste|define|deal|shut|refrain|avoid|discuss|mind"),
+    "obligation": (-1, "any", "you should|you must|you need to|you have to|you ought|you better|you'd better|"
+                              "you had better"),
+    "negative_question": (-1, "any", _phrases("don't can't didn't won't aren't isn't haven't doesn't wouldn't "
+                                              "couldn't weren't", "you u") +
+                                     "|" + _phrases("did do are have can were", "you", "even")),
+    "condescension": (-1, "any", "obviously|clearly|of course|seriously|basic|everyone knows|everybody knows|"
+                                 "as i said|as i already said|i told you|i already told|i already explained|"
+                                 "i already said|again|for once|for the last time|how many times|not hard|"
+                                 "genius|common sense"),
+    "factuality": (-1, "any", "actually|in fact|really|the point is|the fact is|the reality is|honestly|"
+                              "literally|in reality"),
+    "insult": (-1, "any", "fuck*|f'n|shit*|idiot*|stupid*|dumb*|moron*|crap*|bitch*|bastard*|ass|asshole*|"
+                          "damn*|the hell|wtf|stfu|bullshit*|garbage|trash|junk|rubbish|nonsense|pathetic|"
+                          "ridiculous|ignorant|incompetent|useless|lazy|loser*|jerk*|clown*|fool*|retard*|"
+                          "suck|sucks|lame|sloppy|troll*|liar|liars|dick*|piss*|screw you|shut up|crazy|"
+                          "insane|absurd|disgusting|hoax|childish"),
+    "negative": (-1, "any", "wrong|bad|terrible|awful|horrible|worse|worst|annoying|annoyed|waste|wasted|"
+                            "wasting|ruin*|fault|blam*|hate|hated|hating|hostile|accus*|complain*|whin*|boring|"
+                            "mess|messy|shame|unacceptable|ugly|angry|upset|rude|poorly|silly|false|"
+                            "misleading|lie|lies|lied|lying|threat*|harass*|attack*|offensive|vandal*|nag|"
+                            "nagging|sick of|tired of"),
+    "dismissive": (-1, "any", "whatever|google it|look it up|deal with it|not my problem|your problem|"
+                              "i don't care|i do not care|who cares|leave me alone|go away|get lost|"
+                              "figure it out|do it yourself|happy now|are you serious|are you kidding|"
+                              "give me a break|of course not|what's wrong with you|so what|big deal|yeah yeah|"
+                              "ugh|duh|meh|huh|come on|hurry up|is that clear|no offense|whatsoever|"
+                              "bother me|don't bother|don't ask|right now|immediately|asap|at once"),
+    "negation_start": (-1, "start", "no|nope|nah|wrong"),
+}
+
+# Signs read from punctuation and case rather than words.
+SURFACE = {"shouting": -1, "exclamation_run": -1, "question_run": -1, "emoticon": 1}
+
+_IMPERATIVE_SUBJECTS = frozenset("you u i we they he she if".split())
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_SENTENCE_END = re.compile(r"[.!?;\n]+|:\s")
+_CAPS_WORD = re.compile(r"\b[A-Z]{3,}\b")
+_LETTER_WORD = re.compile(r"\b[A-Za-z]{3,}\b")
+_EMOTICONS = (":)", ":-)", ";)", ";-)", ":d", "^_^", "\U0001F642", "\U0001F60A", "\u263A")
+
+
+def _index(where: str) -> tuple[dict, tuple]:
+    """For the strategies found at ``where``: first word -> [(strategy, rest of the phrase)], and the
+    ("prefix", strategy) pairs of the "word*" entries. One pass over the tokens then finds them all."""
+    index, prefixes = {}, []
+    for name, (polarity, at, phrases) in STRATEGIES.items():
+        if at != where:
+            continue
+        for phrase in phrases.split("|"):
+            if phrase.endswith("*"):
+                prefixes.append((phrase[:-1], name))
+            else:
+                first, *rest = phrase.split()
+                index.setdefault(first, []).append((name, tuple(rest), polarity > 0))
+    return index, (tuple(p for p, _ in prefixes), tuple(prefixes))
+
+
+_ANYWHERE = _index("any")
+_AT_START = _index("start")
+
+
+def _match_at(tokens: list[str], i: int, index: dict, prefixes: tuple, found: dict) -> int:
+    """Record in ``found`` every strategy whose phrase starts at ``tokens[i]``; return how many
+    tokens from ``i`` on belong to a polite phrase (for the marker-stuffing guard)."""
+    token = tokens[i]
+    marker = 0
+    for name, rest, polite in index.get(token, ()):
+        if not rest or tuple(tokens[i + 1:i + 1 + len(rest)]) == rest:
+            if name == "imperative" and tokens[i + 1:i + 2] and tokens[i + 1] in _IMPERATIVE_SUBJECTS:
+                continue  # "do you ...", "mind if I ..." are questions, not orders
+            found.setdefault(name, " ".join((token, *rest)))
+            if polite:
+                marker = max(marker, 1 + len(rest))
+    if prefixes[0] and token.startswith(prefixes[0]):  # one C-level test before the loop
+        for prefix, name in prefixes[1]:
+            if name not in found and token.startswith(prefix):
+                found[name] = token
+    return marker
+
+
+def _surface(text: str, lower: str) -> dict[str, str]:
+    found = {}
+    caps = _CAPS_WORD.findall(text)
+    if len(caps) >= 2 and len(caps) >= 0.3 * len(_LETTER_WORD.findall(text)):
+        found["shouting"] = " ".join(caps[:3])
+    if "!!" in text or "?!" in text or "!?" in text:
+        found["exclamation_run"] = "!!"
+    if "??" in text:
+        found["question_run"] = "??"
+    for emoticon in _EMOTICONS:
+        if emoticon in lower:
+            found["emoticon"] = emoticon
+            break
+    return found
+
+
+def _analyse(text: str) -> tuple[dict[str, str], float]:
+    """The strategies present in ``text`` (name -> first phrase that matched) and the share of its
+    words that belong to polite phrases."""
+    if not isinstance(text, str):
+        raise TypeError(f"politeness scorers take str, got {type(text).__name__}: {text!r:.80}")
+    text = text.replace("\u2019", "'").replace("\u2018", "'")
+    lower = text.lower()
+    tokens = _WORD.findall(lower)
+    # Sentence openings: first three words of each sentence, for the "start" strategies.
+    heads = [head for head in (_WORD.findall(s[:40])[:3] for s in _SENTENCE_END.split(lower)) if head]
+
+    found = {}
+    covered_until = covered = 0
+    for i in range(len(tokens)):
+        length = _match_at(tokens, i, *_ANYWHERE, found)
+        covered += i < covered_until or length > 0  # a word inside any polite phrase counts once
+        covered_until = max(covered_until, i + length)
+    for head in heads:
+        _match_at(head, 0, *_AT_START, found)
+    found.update(_surface(text, lower))
+    return found, covered / len(tokens) if tokens else 0.0
+
+
+def strategies(text: str) -> dict[str, str]:
+    """The strategies present in ``text``, each with the first phrase that matched.
+
+    >>> strategies("Could you please fix it? Thanks!")
+    {'counterfactual_modal': 'could you', 'second_person': 'you', 'please': 'please', 'gratitude': 'thanks'}
+    """
+    return _analyse(text)[0]
+
+
+def marker_share(text: str) -> float:
+    """Share of the words of ``text`` that belong to polite phrases (gratitude, "please", hedges ...).
+
+    >>> marker_share("Thank you so much, sorry, please!")
+    1.0
+    >>> marker_share("Thanks! The file is in the shared folder.")
+    0.125
+    """
+    return _analyse(text)[1]
+
+
+@lru_cache(maxsize=4)
+def load_weights(path: str | None = None) -> dict:
+    """The fitted model: ``{"bias": float, "weights": {strategy: float}, ...}``."""
+    path = Path(path) if path else WEIGHTS_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing; fit it with `python -m reward_models.fit_politeness`")
+    model = json.loads(path.read_text())
+    unknown = set(model["weights"]) - set(STRATEGIES) - set(SURFACE)
+    if unknown:
+        raise ValueError(f"{path} has weights for unknown strategies {sorted(unknown)}; refit it")
+    return model
+
+
+def _probability(found: dict[str, str], model: dict) -> float:
+    weights = model["weights"]
+    logit = model["bias"] + sum(weights.get(name, 0.0) for name in found)
+    return 1.0 / (1.0 + math.exp(-logit))
+
+
+def score(texts: list[str]) -> list[float]:
+    """Politeness of each text in [0, 1]; 0.5 is neutral, higher is more polite.
+
+    >>> polite, rude = score(["Could you please check the logs? Thanks!", "Check the logs, idiot."])
+    >>> polite > 0.5 > rude
+    True
+    """
+    if isinstance(texts, str):
+        raise TypeError("score takes a list of texts; wrap a single text as [text]")
+    model = load_weights()
+    return [_probability(strategies(t), model) for t in texts]
+
+
+def explain(text: str) -> dict:
+    """Which strategies fired in ``text`` and what each added to the logit, largest first.
+
+    >>> report = explain("Thanks! Would you mind sending the file?")
+    >>> report["contributions"][0]["strategy"], report["contributions"][0]["matched"]
+    ('gratitude', 'thanks')
+    """
+    model = load_weights()
+    found = strategies(text)
+    rows = [{"strategy": name, "matched": phrase, "contribution": round(model["weights"].get(name, 0.0), 3)}
+            for name, phrase in found.items()]
+    rows.sort(key=lambda row: -abs(row["contribution"]))
+    return {"score": round(_probability(found, model), 4), "bias": round(model["bias"], 3),
+            "contributions": rows}
+
+
+def politeness(prompts, completions, **options) -> list[float]:
+    """TRL reward: the politeness score of each reply times the guards against reward hacking.
+
+    ``completions`` are strings or conversations (the last message is the reply); ``prompts`` likewise
+    (the last user message is what the reply must stay relevant to). Options, e.g. bound with
+    ``functools.partial(politeness, target_words=60)``: guards (True; False = the bare score),
+    target_words (120; None = no length guard), ngram (2), relevance_floor (0.5), max_marker_share
+    (0.5); see ``reward_models.guards``.
+
+    >>> prompt = [{"role": "user", "content": "How do I undo my last git commit?"}]
+    >>> answers = ["Good question! You can undo the last commit with git reset --soft HEAD~1.",
+    ...            "Obviously you undo the commit with git reset --soft HEAD~1. Google it next time.",
+    ...            "Thank you so much! Sorry! Please, thank you, I appreciate it, have a wonderful day!"]
+    >>> polite, rude, spam = politeness([prompt] * 3, [[{"role": "assistant", "content": a}] for a in answers])
+    >>> polite > rude and polite > spam
+    True
+    """
+    asks, replies = pair_texts(prompts, completions)
+    model = load_weights()
+    scores, shares = [], []
+    for reply in replies:
+        found, share = _analyse(reply)
+        scores.append(_probability(found, model))
+        shares.append(share)
+    relevances = [overlap(ask, reply) for ask, reply in zip(asks, replies)]
+    return apply_guards(scores, replies, relevances, shares, options, "politeness")
