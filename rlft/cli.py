@@ -1,4 +1,4 @@
-"""The `rlft` command: run, validate, merge, chat.
+"""The `rlft` command: run, validate, merge, chat, rewards check.
 
 User mistakes (`RlftError`) print one clear message and exit 2, without a traceback.
 """
@@ -54,6 +54,17 @@ def parser() -> argparse.ArgumentParser:
     chat.add_argument("--prompt", help="answer this one prompt and exit")
     chat.add_argument("--max-new-tokens", type=int, default=200)
     chat.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+
+    rewards = sub.add_parser("rewards", help="work with a recipe's reward functions")
+    rewards_sub = rewards.add_subparsers(dest="rewards_command", required=True)
+    check = rewards_sub.add_parser("check", help="run every reward on a few samples and print its statistics")
+    check.add_argument("recipe")
+    check.add_argument("overrides", nargs="*")
+    check.add_argument("--n", type=int, default=16, help="data rows (prompts) to score")
+    check.add_argument("--k", type=int, help="completions per prompt (default: the stage's num_generations)")
+    check.add_argument("--stage", help="only this stage (default: every stage with rewards)")
+    check.add_argument("--completions", help=".jsonl of {prompt, completion} to score instead of sampling")
+    check.add_argument("--output-dir", help="run folder whose finished stages to sample from (default runs/<name>)")
     return p
 
 
@@ -73,6 +84,10 @@ def main(argv: list[str] | None = None) -> None:
             print(f"merged model written to {out} (loads with AutoModelForCausalLM.from_pretrained)")
         elif args.command == "chat":
             chat(stage_folder(args.path), args.prompt, args.max_new_tokens, args.temperature)
+        elif args.command == "rewards":
+            from rlft.rewards_check import preflight
+
+            preflight(args.recipe, args.overrides, args.n, args.k, args.stage, args.completions, args.output_dir)
 
 
 def validate(recipe_path: str, overrides: list[str]) -> None:

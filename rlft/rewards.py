@@ -26,6 +26,7 @@ How rlft differs from handing the functions to TRL yourself:
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import importlib
 import importlib.util
@@ -127,9 +128,14 @@ def signature_problem(fn, receives: set[str], kwargs: dict) -> str | None:
     clash = sorted(set(kwargs) & receives)
     if clash:
         return f"kwargs {clash} clash with arguments TRL passes itself; rename them"
-    unknown = sorted(set(kwargs) - named) if not open_kw else []
-    if unknown:
-        return f"kwargs {unknown} are not parameters of the function (it takes {sorted(named)})"
+    # A bound key that is not a parameter goes to **kwargs (e.g. options the function checks itself); one that is
+    # a near miss of a parameter is a typo that would vanish into **kwargs, so it is an error either way.
+    options = sorted(named - receives)
+    for key in sorted(set(kwargs) - named):
+        hint = difflib.get_close_matches(key, options, n=1)
+        if hint or not open_kw:
+            fix = f"did you mean {hint[0]!r}?" if hint else f"its parameters are {options}"
+            return f"kwargs key {key!r} is not a parameter of the function; {fix}"
     positional_only = [p.name for p in params if p.kind == p.POSITIONAL_ONLY and p.default is p.empty]
     if positional_only:
         return f"parameters {positional_only} are positional-only; TRL passes prompts= and completions= by keyword"
@@ -171,7 +177,7 @@ def check(ctx, stage: dict, path: str, columns: list[str] | None, required: bool
             name = _check_function(ctx, entry, where, receives if columns is not None else None)
         else:
             name = _check_model(ctx, stage, entry, where)
-        if name in names:
+        if name is not None and name in names:
             ctx.add(f"{where}.name", f"two rewards are named {name!r}; their metrics would mix. Set name: on one")
         names.append(name)
     if isinstance(stage.get("args"), dict) and "reward_weights" in stage["args"]:
@@ -338,8 +344,8 @@ class CheckedReward:
             raise RlftError(f"reward {self.__name__!r} returned {_show(values)} ({type(values).__name__}) instead of "
                             f"a list of {n} numbers (one per completion)")
         if len(values) != n:
-            raise RlftError(f"reward {self.__name__!r} returned {len(values)} values for {n} completions; it must "
-                            "return exactly one value (a number or None) per completion, in order")
+            raise RlftError(f"reward {self.__name__!r} returned {len(values)} value{'s' * (len(values) != 1)} for {n} "
+                            "completions; it must return exactly one value (a number or None) per completion, in order")
         out = []
         for i, value in enumerate(values):
             number = _number(value)
@@ -490,3 +496,4 @@ def _where(e: BaseException) -> str:
         return ""
     last = frames[-1]
     return f" at {Path(last.filename).name}:{last.lineno}"
+

@@ -1,0 +1,219 @@
+"""Reward functions: TRL's contract, loading (file path, dotted path, kwargs), recipe checks, per-call checks, and
+`rlft rewards check`. Every failure mode gives its own message and exit status 2."""
+
+from __future__ import annotations
+
+import doctest
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import prompt_rows, write_jsonl, write_recipe
+from rlft import cli, rewards
+from rlft.errors import RlftError
+
+REWARDS_PY = '''
+def length(prompts, completions, **kwargs):
+    return [len(c[-1]["content"] if isinstance(c, list) else c) / 100 for c in completions]
+
+def brevity(prompts, completions, target_words=20, **kwargs):
+    texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+    return [-abs(len(t.split()) - target_words) / target_words for t in texts]
+
+def constant(prompts, completions, **kwargs):
+    return [1.0] * len(completions)
+
+def short(prompts, completions, **kwargs):
+    return [1.0] * (len(completions) - 1)
+
+def nan(prompts, completions, **kwargs):
+    return [0.5] * (len(completions) - 1) + [float("nan")]
+
+def word(prompts, completions, **kwargs):
+    return [0.1, "high"] + [0.1] * (len(completions) - 2)
+
+def boom(prompts, completions, **kwargs):
+    return [1 / 0 for c in completions]
+
+def no_kwargs(prompts, completions):
+    return [0.0] * len(completions)
+
+def needs_solution(prompts, completions, solution, **kwargs):
+    return [0.0] * len(completions)
+
+NOT_A_FUNCTION = 3
+'''
+STAGE = """
+  - name: rl
+    type: grpo
+    data: {{train: prompts.jsonl}}
+    rewards:
+{rewards}
+    args: {{max_steps: 1, per_device_train_batch_size: 2, num_generations: 2, max_completion_length: 8}}
+"""
+
+
+@pytest.fixture
+def reward_dir(tmp_path) -> Path:
+    (tmp_path / "my_rewards.py").write_text(REWARDS_PY)
+    (tmp_path / "scorers").mkdir()  # a package beside the recipe, imported by dotted path
+    (tmp_path / "scorers" / "__init__.py").write_text("")
+    (tmp_path / "scorers" / "tone.py").write_text(
+        "def exclaims(prompts, completions, **kw):\n    return [float(str(c).count('!')) for c in completions]\n")
+    (tmp_path / "broken.py").write_text("def oops(:\n")
+    write_jsonl(tmp_path / "prompts.jsonl", prompt_rows())
+    return tmp_path
+
+
+def grpo_recipe(folder: Path, model, reward_lines: str) -> Path:
+    return write_recipe(folder / "recipe.yaml", f"name: t\nmodel: {model}\nseed: 0\nstages:"
+                        + STAGE.format(rewards=reward_lines))
+
+
+def exits_with(argv: list[str], capsys) -> str:
+    """Run the CLI in-process; assert it stops with status 2, no traceback, and return what it printed."""
+    with pytest.raises(SystemExit) as stop:
+        cli.main(argv)
+    assert stop.value.code == 2
+    printed = capsys.readouterr()
+    assert "Traceback" not in printed.err
+    return " ".join((printed.out + printed.err).split())  # rich wraps long lines
+
+
+# --- the contract on plain strings ----------------------------------------------------------------------------------
+def test_doctests():
+    assert doctest.testmod(rewards).failed == 0
+
+
+@pytest.mark.parametrize("returned, message", [
+    ([0.1], "reward 'r' returned 1 value for 2 completions"),
+    ([0.1, float("nan")], "reward 'r' returned nan for sample 1 of 2 (completion: 'b')"),
+    ([float("inf"), 0.1], "reward 'r' returned inf for sample 0 of 2"),
+    ([0.1, "high"], "reward 'r' returned 'high' (str) for sample 1 of 2 (completion: 'b'); a reward must be a number"),
+    ([0.1, [1.0]], "returned [1.0] (list) for sample 1 of 2"),
+    (0.5, "reward 'r' returned 0.5 (float) instead of a list of 2 numbers"),
+])
+def test_bad_return_values_name_reward_sample_and_value(returned, message):
+    reward = rewards.CheckedReward(lambda prompts, completions, **kw: returned, "r")
+    with pytest.raises(RlftError) as e:
+        reward(prompts=["p", "p"], completions=["a", "b"])
+    assert message in str(e.value)
+
+
+def test_exception_names_reward_file_and_line(reward_dir):
+    reward = rewards.CheckedReward(rewards.load_function("my_rewards.py:boom", reward_dir), "boom")
+    with pytest.raises(RlftError, match=r"reward 'boom' raised ZeroDivisionError: division by zero at my_rewards.py:"
+                                        r"\d+ while scoring samples 0-1"):
+        reward(prompts=["p", "p"], completions=["a", "b"])
+
+
+def test_numbers_none_numpy_and_tensors_pass_nan_as_none_opt_in():
+    values = [1, None, np.float32(0.5), torch.tensor(2.0), True]
+    reward = rewards.CheckedReward(lambda prompts, completions, **kw: values, "r")
+    assert reward(prompts=["p"] * 5, completions=["c"] * 5) == [1.0, None, 0.5, 2.0, 1.0]
+    lenient = rewards.CheckedReward(lambda prompts, completions, **kw: [float("nan"), 1.0], "r", nan_as_none=True)
+    assert lenient(prompts=["p", "p"], completions=["a", "b"]) == [None, 1.0]
+
+
+# --- loading ----------------------------------------------------------------------------------------------------------
+def test_file_path_dotted_path_and_kwargs(reward_dir):
+    class Ctx:
+        recipe_dir, outputs, dtype = reward_dir, {}, None
+
+    stage = {"rewards": [{"fn": "my_rewards.py:length"}, {"fn": "scorers.tone:exclaims", "weight": 0.5},
+                         {"fn": "my_rewards.py:brevity", "kwargs": {"target_words": 2}, "weight": 2}]}
+    built = rewards.build(stage, Ctx())
+    assert [r.__name__ for r in built] == ["length", "exclaims", "brevity"]  # kwargs keep the readable name
+    assert rewards.weights(stage) == [1.0, 0.5, 2.0]
+    completions = ["Hi there!", "one two three four"]
+    values = rewards.call_all(built, ["p", "p"], completions, {})
+    assert values == [[0.09, 0.18], [1.0, 0.0], [0.0, -1.0]]
+    assert rewards.weighted(values, rewards.weights(stage)) == pytest.approx([0.59, -1.82])
+
+
+def test_trl_reward_works_unchanged_in_grpo_signature_check():
+    from trl.rewards import think_format_reward  # a reward written for TRL's GRPOTrainer
+
+    receives = {"prompts", "completions", *rewards.TRL_EXTRAS}
+    assert rewards.signature_problem(think_format_reward, receives, {}) is None
+
+
+# --- recipe validation: one message per mistake, exit status 2 -------------------------------------------------------
+@pytest.mark.parametrize("reward_lines, message", [
+    ("      - fn: nowhere.module:f", "stages[0].rewards[0].fn: cannot import 'nowhere.module'"),
+    ("      - fn: broken.py:oops", "stages[0].rewards[0].fn: broken.py: running the file failed: SyntaxError"),
+    ("      - fn: missing.py:f", "stages[0].rewards[0].fn: missing.py: file not found"),
+    ("      - fn: my_rewards.py:lenght", "my_rewards.py has no 'lenght'; functions defined there: ['boom', 'brevity'"),
+    ("      - fn: my_rewards.py:NOT_A_FUNCTION", "NOT_A_FUNCTION is a int, not a function"),
+    ("      - fn: my_rewards.py", "must be module.path:function or file.py:function"),
+    ("      - fn: my_rewards.py:no_kwargs",
+     "does not accept ['completion_ids', 'log_extra', 'log_metric', 'trainer_state'], which TRL passes to every "
+     "reward; add **kwargs"),
+    ("      - fn: my_rewards.py:needs_solution", "requires ['solution'], which it will not receive"),
+    ("      - {fn: my_rewards.py:brevity, kwargs: {target_word: 5}}",
+     "kwargs key 'target_word' is not a parameter of the function; did you mean 'target_words'?"),
+    ("      - {fn: my_rewards.py:no_kwargs, kwargs: {style: 1}}", "kwargs key 'style' is not a parameter"),
+    ("      - {fn: my_rewards.py:length, weight: heavy}", "stages[0].rewards[0].weight: expected a number, got a string"),
+    ("      - {fn: my_rewards.py:length}\n      - {fn: my_rewards.py:length}", "two rewards are named 'length'"),
+    ("      - {fn: my_rewards.py:length, wieght: 2}", "stages[0].rewards[0].wieght: unknown key; did you mean 'weight'?"),
+    ("      - {model: rm_folder}", "'rm_folder' is neither a reward_model stage of this recipe (none) nor a folder"),
+    ("      - {fn: my_rewards.py:length, model: x}", "give exactly one of fn: (a Python function) or model:"),
+])
+def test_recipe_problems(reward_dir, tiny_model_dir, capsys, reward_lines, message):
+    err = exits_with(["validate", str(grpo_recipe(reward_dir, tiny_model_dir, reward_lines))], capsys)
+    assert message in err
+
+
+def test_valid_recipe_and_missing_rewards(reward_dir, tiny_model_dir, capsys):
+    ok = grpo_recipe(reward_dir, tiny_model_dir, "      - {fn: scorers.tone:exclaims}\n      - {fn: my_rewards.py:length}")
+    cli.main(["validate", str(ok)])
+    assert "OK - 1 stage(s): rl (grpo)" in capsys.readouterr().out
+    text = ok.read_text().replace("    rewards:\n      - {fn: scorers.tone:exclaims}\n      - {fn: my_rewards.py:length}\n",
+                                  "")
+    assert "stages[0].rewards: missing" in exits_with(["validate", str(write_recipe(ok, text))], capsys)
+
+
+# --- failures during training stop the run: real GRPO steps on the tiny model ----------------------------------------
+@pytest.mark.parametrize("fn, message", [
+    ("short", "reward 'short' returned 1 value for 2 completions"),
+    ("nan", "reward 'nan' returned nan for sample 1 of 2"),
+    ("word", "reward 'word' returned 'high' (str) for sample 1 of 2"),
+    ("boom", "reward 'boom' raised ZeroDivisionError: division by zero at my_rewards.py:"),
+])
+def test_bad_reward_stops_training(reward_dir, tiny_model_dir, capsys, fn, message):
+    recipe = grpo_recipe(reward_dir, tiny_model_dir, f"      - fn: my_rewards.py:{fn}")
+    err = exits_with(["run", str(recipe), "--output-dir", str(reward_dir / "run")], capsys)
+    assert message in err
+    assert not (reward_dir / "run" / "stages" / "00_rl" / "stage_complete.json").exists()
+
+
+# --- rlft rewards check -----------------------------------------------------------------------------------------------
+def test_rewards_check_samples_and_flags(reward_dir, tiny_model_dir, capsys):
+    recipe = grpo_recipe(reward_dir, tiny_model_dir, "      - {fn: my_rewards.py:length}\n"
+                                                     "      - {fn: my_rewards.py:constant, weight: 0.5}")
+    cli.main(["rewards", "check", str(recipe), "--n", "2", "--k", "2", "--output-dir", str(reward_dir / "run")])
+    out = capsys.readouterr().out
+    assert "stage rl (grpo): 2 prompts x 2 completions, sampled from the recipe's model" in out
+    for column in ("mean", "std", "min", "max", "None/NaN", "tied groups", "s/call"):
+        assert column in out
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") > 5}
+    assert "ok" in rows["length"] and "constant" in rows["constant"]
+    assert "100%" in rows["constant"]  # every group tied
+    assert "total (weighted)" in rows
+
+
+def test_rewards_check_from_file_and_failures(reward_dir, tiny_model_dir, capsys):
+    rows = [{"prompt": p, "completion": c} for p in ("a", "b") for c in ("Hi!", "Hello there, friend")]
+    completions = str(write_jsonl(reward_dir / "completions.jsonl", rows))
+    recipe = grpo_recipe(reward_dir, tiny_model_dir, "      - {fn: my_rewards.py:length}")
+    cli.main(["rewards", "check", str(recipe), "--completions", completions])
+    out = capsys.readouterr().out
+    assert "2 prompts x 2 completions, completions from" in out
+    line = next(line for line in out.splitlines() if line.startswith("│ length"))
+    assert [c.strip() for c in line.split("│")[3:7]] == ["0.11", "0.08", "0.03", "0.19"]  # mean, std, min, max
+    recipe = grpo_recipe(reward_dir, tiny_model_dir, "      - {fn: my_rewards.py:length}\n"
+                                                     "      - {fn: my_rewards.py:nan}")
+    text = exits_with(["rewards", "check", str(recipe), "--completions", completions], capsys)
+    assert "1 reward(s) failed: nan" in text and "error: reward 'nan' returned nan for sample 3 of 4" in text

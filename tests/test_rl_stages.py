@@ -1,0 +1,241 @@
+"""Real runs of every reward-driven stage on the tiny random model: each takes a few steps and changes the trainable
+weights; per-reward metrics land in metrics.jsonl; after a LoRA SFT stage the RL stage's reference is the SFT policy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import messages_rows, preference_rows, prompt_rows, write_jsonl, write_recipe
+from rlft.run import run
+
+ROOT = Path(__file__).resolve().parent.parent
+LORA = "lora: {r: 4, lora_alpha: 8, target_modules: all-linear}"
+GEN = "per_device_train_batch_size: 2, num_generations: 2, max_completion_length: 8, learning_rate: 1.0e-2"
+REWARDS_PY = '''
+def length(prompts, completions, **kwargs):
+    return [len(c[-1]["content"]) / 100 for c in completions]
+
+def brevity(prompts, completions, target_words=20, **kwargs):
+    return [-abs(len(c[-1]["content"].split()) - target_words) / target_words for c in completions]
+'''
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    (tmp_path / "my_rewards.py").write_text(REWARDS_PY)
+    write_jsonl(tmp_path / "prompts.jsonl", prompt_rows())
+    write_jsonl(tmp_path / "prefs.jsonl", preference_rows())
+    write_jsonl(tmp_path / "sft.jsonl", messages_rows())
+    return tmp_path
+
+
+def recipe(folder: Path, model_dir, stages: str) -> Path:
+    return write_recipe(folder / "recipe.yaml", f"name: t\nmodel: {model_dir}\nseed: 0\nstages:\n{stages}")
+
+
+SFT_LORA = f"""
+  - name: sft
+    type: sft
+    data: {{train: sft.jsonl}}
+    {LORA}
+    args: {{max_steps: 2, per_device_train_batch_size: 2, learning_rate: 5.0e-2, max_length: 128}}
+"""
+
+
+def metrics(root: Path, stage: str) -> list[dict]:
+    rows = [json.loads(line) for line in (root / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in rows if r["stage"] == stage]
+
+
+def changed(before: Path, after: Path) -> int:
+    """How many tensors differ between two full-weight model folders."""
+    a, b = load_file(before / "model.safetensors"), load_file(after / "model.safetensors")
+    return sum(not torch.equal(a[k], b[k]) for k in a if k in b and a[k].shape == b[k].shape)
+
+
+def lora_b_norm(stage_dir: Path) -> float:
+    weights = load_file(stage_dir / "adapter_model.safetensors")
+    return sum(float(w.abs().sum()) for k, w in weights.items() if "lora_B" in k)
+
+
+def test_grpo_file_dotted_kwargs_weights_metrics(folder, tiny_model_dir):
+    root = run(recipe(folder, tiny_model_dir, f"""
+  - name: rl
+    type: grpo
+    data: {{train: prompts.jsonl}}
+    rewards:
+      - fn: my_rewards.py:length               # file path, relative to the recipe
+      - fn: reward_models.politeness:politeness  # dotted path
+        weight: 0.5
+        kwargs: {{target_words: 60}}
+      - fn: my_rewards.py:brevity
+        weight: 0.2
+        kwargs: {{target_words: 3}}
+    args: {{max_steps: 2, {GEN}}}
+"""), output_dir=str(folder / "run"))
+    stage = root / "stages" / "00_rl"
+    assert changed(tiny_model_dir, stage) > 5
+    first = metrics(root, "rl")[0]
+    means = [first[f"rewards/{name}/mean"] for name in ("length", "politeness", "brevity")]
+    assert first["reward"] == pytest.approx(means[0] + 0.5 * means[1] + 0.2 * means[2], abs=1e-5)
+    info = json.loads((stage / "rlft_stage.json").read_text())
+    assert [r["weight"] for r in info["rewards"]] == [1.0, 0.5, 0.2]
+
+
+def test_ppo_after_lora_sft_reference_is_the_sft_policy(folder, tiny_model_dir, monkeypatch):
+    from transformers import AutoModelForCausalLM
+    from trl import GRPOTrainer
+
+    captured = []
+    original = GRPOTrainer._generate_and_score_completions
+
+    def capture(self, inputs):
+        out = original(self, inputs)
+        captured.append({k: v.detach().clone() for k, v in out.items() if isinstance(v, torch.Tensor)})
+        return out
+
+    monkeypatch.setattr(GRPOTrainer, "_generate_and_score_completions", capture)
+    root = run(recipe(folder, tiny_model_dir, SFT_LORA + f"""
+  - name: ppo
+    type: ppo
+    data: {{train: prompts.jsonl}}
+    rewards: [{{fn: my_rewards.py:length}}]
+    {LORA}
+    args: {{max_steps: 2, beta: 0.5, temperature: 1.0, {GEN}}}
+"""), output_dir=str(folder / "run"))
+    assert lora_b_norm(root / "stages" / "01_ppo") > 0
+    args = torch.load(root / "stages" / "01_ppo" / "training_args.bin", weights_only=False)
+    assert (args.scale_rewards, args.loss_type, args.num_iterations, args.beta) == ("batch", "dapo", 2, 0.5)
+    batch = captured[0]
+    ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
+    mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
+    keep = batch["completion_mask"].bool()
+    sft = per_token_logps(AutoModelForCausalLM.from_pretrained(root / "stages" / "00_sft" / "merged"), ids, mask,
+                          batch["completion_ids"])
+    base = per_token_logps(AutoModelForCausalLM.from_pretrained(tiny_model_dir), ids, mask, batch["completion_ids"])
+    ref = batch["ref_per_token_logps"]
+    assert torch.allclose(ref[keep], sft[keep], atol=1e-4)  # the reference is the SFT policy ...
+    assert (ref[keep] - base[keep]).abs().max() > 1e-2  # ... and not the base model under the adapter
+
+
+def per_token_logps(model, ids, mask, completion_ids) -> torch.Tensor:
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, -completion_ids.shape[1] - 1:-1]
+    return torch.log_softmax(logits.float(), dim=-1).gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
+
+
+def test_dpo_on_preferences_after_lora_sft_reference_is_the_sft_policy(folder, tiny_model_dir, monkeypatch):
+    from transformers import AutoModelForCausalLM
+    from trl import DPOTrainer
+
+    trainers = []
+    original = DPOTrainer.train
+
+    def keep(self, *args, **kwargs):
+        trainers.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DPOTrainer, "train", keep)
+    root = run(recipe(folder, tiny_model_dir, SFT_LORA + """
+  - name: dpo
+    type: dpo
+    data: {train: prefs.jsonl}
+    args: {max_steps: 2, per_device_train_batch_size: 2, learning_rate: 1.0e-2, max_length: 128}
+"""), output_dir=str(folder / "run"))
+    merged = root / "stages" / "00_sft" / "merged"
+    assert changed(merged, root / "stages" / "01_dpo") > 5
+    trainer = trainers[0]
+    batch = next(iter(trainer.get_train_dataloader()))
+    ref_chosen, ref_rejected = trainer.compute_ref_log_probs(trainer.ref_model, batch)
+    for source, should_match in ((merged, True), (tiny_model_dir, False)):
+        logps = sequence_logps(AutoModelForCausalLM.from_pretrained(source), batch)
+        close = torch.allclose(torch.cat([ref_chosen, ref_rejected]), logps, atol=1e-3)
+        assert close == should_match, source
+
+
+def sequence_logps(model, batch) -> torch.Tensor:
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    token = torch.log_softmax(logits.float(), -1).gather(-1, batch["input_ids"][:, 1:].unsqueeze(-1)).squeeze(-1)
+    return (token * batch["completion_mask"][:, 1:]).sum(1)
+
+
+def test_dpo_on_policy_pairs_ranked_by_rewards(folder, tiny_model_dir):
+    root = run(recipe(folder, tiny_model_dir, """
+  - name: dpo
+    type: dpo
+    data: {train: prompts.jsonl}
+    rewards: [{fn: my_rewards.py:length}]
+    pairs: {k: 3, max_new_tokens: 8}
+    lora: {r: 4, lora_alpha: 8, target_modules: all-linear}
+    args: {max_steps: 2, per_device_train_batch_size: 2, learning_rate: 1.0e-2, max_length: 128}
+"""), output_dir=str(folder / "run"))
+    stage = root / "stages" / "00_dpo"
+    assert lora_b_norm(stage) > 0
+    pairs = [json.loads(line) for line in (stage / "pairs.jsonl").read_text().splitlines()]
+    assert pairs and all(p["margin"] > 0 and p["chosen_score"] > p["rejected_score"] for p in pairs)
+    assert all(p["chosen_score"] == pytest.approx(len(p["chosen"][0]["content"]) / 100) for p in pairs)
+    logged = metrics(root, "dpo")[0]
+    assert logged["pairs/kept"] == len(pairs) and "rewards/length/mean" in logged
+
+
+def test_rloo_trains(folder, tiny_model_dir):
+    root = run(recipe(folder, tiny_model_dir, f"""
+  - name: rloo
+    type: rloo
+    data: {{train: prompts.jsonl}}
+    rewards: [{{fn: my_rewards.py:length}}]
+    args: {{max_steps: 2, {GEN}}}
+"""), output_dir=str(folder / "run"))
+    assert changed(tiny_model_dir, root / "stages" / "00_rloo") > 5
+    assert "rewards/length/mean" in metrics(root, "rloo")[0]
+
+
+def test_online_dpo_trains_and_logs_each_reward(folder, tiny_model_dir):
+    root = run(recipe(folder, tiny_model_dir, """
+  - name: odpo
+    type: online_dpo
+    data: {train: prompts.jsonl}
+    rewards:
+      - fn: my_rewards.py:length
+      - {fn: my_rewards.py:brevity, weight: 0.5}
+    args: {max_steps: 2, per_device_train_batch_size: 2, max_new_tokens: 8, learning_rate: 1.0e-2, max_length: 128}
+"""), output_dir=str(folder / "run"))
+    assert changed(tiny_model_dir, root / "stages" / "00_odpo") > 5
+    first = metrics(root, "odpo")[0]
+    assert {"rewards/length/mean", "rewards/brevity/mean", "objective/scores"} <= set(first)
+
+
+def test_reward_model_stage_becomes_a_reward_not_the_policy(folder, tiny_model_dir):
+    root = run(recipe(folder, tiny_model_dir, f"""
+  - name: rm
+    type: reward_model
+    data: {{train: prefs.jsonl}}
+    args: {{max_steps: 2, per_device_train_batch_size: 2, learning_rate: 1.0e-2, max_length: 128}}
+  - name: rl
+    type: grpo
+    data: {{train: prompts.jsonl}}
+    rewards: [{{model: rm}}, {{fn: my_rewards.py:length, weight: 0.1}}]
+    args: {{max_steps: 1, {GEN}}}
+"""), output_dir=str(folder / "run"))
+    rm, rl = root / "stages" / "00_rm", root / "stages" / "01_rl"
+    assert changed(tiny_model_dir, rm) > 5  # the backbone trained (the score head is new)
+    assert json.loads((rm / "config.json").read_text())["architectures"] == ["LlamaForSequenceClassification"]
+    assert json.loads((rl / "rlft_stage.json").read_text())["base_model"] == str(tiny_model_dir)  # not the RM
+    assert "rewards/rm_rm/mean" in metrics(root, "rl")[0]
+    assert changed(tiny_model_dir, rl) > 5
+
+
+@pytest.mark.slow
+def test_polite_recipe_rewards_check_on_embedded_model(capsys):
+    from rlft import cli
+
+    cli.main(["rewards", "check", str(ROOT / "recipes" / "polite_assistant.yaml"), "--n", "2", "--k", "2",
+              "--output-dir", "/nonexistent-run-folder"])
+    out = capsys.readouterr().out
+    assert "politeness" in out and "sampled from the recipe's model" in out
