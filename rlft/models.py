@@ -218,7 +218,8 @@ def load_for_inference(folder: Path, dtype: torch.dtype | None = None):
     if (folder / "adapter_config.json").is_file():
         from peft import AutoPeftModelForCausalLM
 
-        model = AutoPeftModelForCausalLM.from_pretrained(str(folder), dtype=dtype)
+        # merged for inference: the same outputs as base + adapter, without the adapter's per-layer overhead
+        model = AutoPeftModelForCausalLM.from_pretrained(str(folder), dtype=dtype).merge_and_unload()
     elif (folder / "config.json").is_file():
         model = load_causal_lm(str(folder), dtype)
     else:

@@ -11,7 +11,7 @@ from rich.table import Table
 def print_summary(root: Path, summaries: list[dict], dry_run: bool = False) -> None:
     console = Console()
     table = Table(title="rlft dry run: everything built, no step run" if dry_run else f"rlft run {root}")
-    for column in ("stage", "type", "time", "steps", "tokens/s", "train loss", "eval loss", "output"):
+    for column in ("stage", "type", "time", "steps", "tokens/s", "train loss", "eval loss"):
         table.add_column(column)
     for s in summaries:
         m = s.get("metrics", {})
@@ -19,13 +19,14 @@ def print_summary(root: Path, summaries: list[dict], dry_run: bool = False) -> N
             s["stage"],
             s.get("type", ""),
             "skipped (done)" if s.get("skipped") else f"{s.get('seconds', 0):.0f} s",
-            _fmt(m.get("train_steps", m.get("global_step"))),
+            _fmt(m.get("train_steps")),
             _fmt(m.get("train_tokens_per_second")),
             _fmt(m.get("train_loss")),
             _fmt(m.get("eval_loss")),
-            s.get("output", ""),
         )
     console.print(table)
+    for s in summaries:
+        console.print(f"  {s['stage']}: {s.get('output', '')}", soft_wrap=True)
     if not dry_run:
         console.print(f"run folder: {root}  (recipe.resolved.yaml, lock.json, metrics.jsonl, tensorboard/, stages/)")
 

@@ -129,7 +129,7 @@ def save_stage(trainer, tokenizer, ctx: StageContext, extra: dict | None = None)
 def train(trainer, ctx: StageContext) -> dict:
     """Train (resuming from the last checkpoint when asked) and evaluate; returns the final metrics."""
     result = trainer.train(resume_from_checkpoint=True if ctx.resume else None)
-    metrics = dict(result.metrics)
+    metrics = {**result.metrics, "train_steps": trainer.state.global_step}
     if trainer.eval_dataset is not None:
         metrics.update(trainer.evaluate())
     return metrics
