@@ -3,7 +3,8 @@
     runs/<name>/
       recipe.resolved.yaml     the recipe after overrides and defaults
       lock.json                package versions, git commit, sha256 of the recipe, data and reward files
-      metrics.jsonl            one JSON object per trainer log: stage, step, every metric
+      metrics.jsonl            one JSON object per trainer log: stage, step, samples seen, every metric
+      samples.jsonl            a few sampled completions with each reward's score, every SAMPLES_EVERY steps
       tensorboard/<stage>/     TensorBoard event files
       stages/00_sft/           stage output in HF/PEFT layout (adapter or full weights, tokenizer)
         checkpoints/           trainer checkpoints (an interrupted stage resumes from the last one)
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -63,7 +65,7 @@ class RunFolder:
             "platform": platform.platform(),
             "packages": {p: _version(p) for p in PACKAGES if _version(p)},
             "git": _git_state(),
-            "recipe": {"path": str(recipe_path), "sha256": sha256(recipe_path)},
+            "recipe": {"path": str(recipe_path), "dir": str(recipe_dir.resolve()), "sha256": sha256(recipe_path)},
             "model": {"spec": recipe["model"], "resolved": model_source},
             "files": {str(p): sha256(p) for p in referenced_files(recipe, recipe_dir)},
         }
@@ -100,6 +102,9 @@ class RunFolder:
     def metrics_callback(self, stage: str) -> TrainerCallback:
         return MetricsCallback(self.root / "metrics.jsonl", stage)
 
+    def samples_callback(self, stage: str) -> TrainerCallback:
+        return SamplesCallback(self.root / "samples.jsonl", stage)
+
     def tensorboard_dir(self, stage: str) -> Path:
         return self.root / "tensorboard" / stage
 
@@ -114,9 +119,67 @@ class MetricsCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
             return
-        row = {"stage": self.stage, "step": state.global_step, "time": round(time.time(), 3), **logs}
+        row = {"stage": self.stage, "step": state.global_step, "samples": samples_seen(args, state.global_step),
+               "time": round(time.time(), 3), **logs}
         with self.path.open("a") as f:
             f.write(json.dumps(row, default=float) + "\n")
+
+
+def samples_seen(args, step: int) -> int:
+    """Training samples consumed after `step` optimizer steps, over all processes: rows for SFT/DPO, completions for
+    GRPO/PPO/RLOO, prompts for online DPO. A batch reused `num_iterations` times (PPO epochs) counts once."""
+    batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+    return step * batch // max(1, getattr(args, "num_iterations", 1))
+
+
+SAMPLES_EVERY = 10  # samples.jsonl: completions of the batch scored at step 1, every 10th step and the last step
+SAMPLES_KEEP = 4  # ... at most this many of that batch
+
+
+class SamplesCallback(TrainerCallback):
+    """Keeps a few sampled completions with every reward's score in samples.jsonl (main process only).
+
+    The stage's rewards (`rlft.rewards.CheckedReward`) hand each batch they score to `record`. TRL calls every reward
+    on the same completions, so the scores of one batch are joined by its completions.
+    """
+
+    def __init__(self, path: Path, stage: str, every: int = SAMPLES_EVERY, keep: int = SAMPLES_KEEP):
+        self.path, self.stage, self.every, self.keep = path, stage, every, keep
+        self.batch = None
+
+    def record(self, name: str, prompts: list, completions: list, values: list) -> None:
+        if self.batch is None or self.batch["completions"] != completions:
+            self.batch = {"prompts": prompts, "completions": completions, "rewards": {}}
+        self.batch["rewards"][name] = values
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.batch = None  # completions scored before training (DPO's pairs) are not training samples
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == 1 or state.global_step % self.every == 0:
+            self._write(state)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self._write(state)
+
+    def _write(self, state) -> None:
+        if self.batch is None or not state.is_world_process_zero:
+            return
+        b, rows = self.batch, []
+        for i in range(min(self.keep, len(b["completions"]))):
+            rows.append({"stage": self.stage, "step": state.global_step, "prompt": _text(b["prompts"][i]),
+                         "completion": _text(b["completions"][i]),
+                         "rewards": {name: values[i] for name, values in b["rewards"].items()}})
+        with self.path.open("a") as f:
+            f.writelines(json.dumps(row) + "\n" for row in rows)
+        self.batch = None  # each batch once
+
+
+def _text(item) -> str:
+    """A prompt or completion as text: the last message's content for conversational data."""
+    if isinstance(item, list) and item and isinstance(item[-1], dict):
+        return str(item[-1].get("content", ""))
+    return str(item)
 
 
 def section_hash(previous: str, stage: dict, top: dict, recipe_dir: Path) -> str:
@@ -145,9 +208,25 @@ def referenced_files(recipe: dict, recipe_dir: Path) -> list[Path]:
                 if path.is_file():
                     found.append(path.resolve())
                     break
+            else:
+                module = _module_file(node)
+                if module is not None:
+                    found.append(module)
 
     visit(recipe.get("stages", []))
     return sorted(set(found))
+
+
+def _module_file(ref: str) -> Path | None:
+    """The source file of a dotted `package.module:function` reference, without importing the module."""
+    module, sep, attr = ref.partition(":")
+    if not sep or not attr.isidentifier() or not all(p.isidentifier() for p in module.split(".")):
+        return None
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    return Path(spec.origin).resolve() if spec and spec.origin and spec.origin.endswith(".py") else None
 
 
 def sha256(path: Path) -> str:

@@ -194,3 +194,20 @@ def test_template_round_trip_chat(finished_run):
     rendered = format_prompt(tok, info["template"], "Hello")
     assert rendered.endswith("<|im_start|>assistant\n") and "<|im_start|>user\nHello<|im_end|>" in rendered
     assert (stage / "chat_template.jinja").read_text() == tok.chat_template
+
+
+def test_dry_run_builds_everything_and_trains_nothing(tmp_path, tiny_model_dir, capsys):
+    path = recipe(tmp_path, tiny_model_dir)
+    root = run(path, output_dir=str(tmp_path / "run"), dry_run=True)
+    assert not (tmp_path / "run").exists()  # the real run folder is not touched
+    assert not (root / "metrics.jsonl").exists()  # no step ran
+    assert not list(root.glob("stages/*/stage_complete.json"))
+    assert "dry run" in capsys.readouterr().out
+
+
+def test_lock_hashes_dotted_module_references(tmp_path):
+    from rlft.runfolder import referenced_files
+
+    files = referenced_files({"stages": [{"rewards": [{"fn": "rlft.errors:RlftError"}, {"fn": "nope.mod:f"}]}]},
+                             tmp_path)
+    assert [p.name for p in files] == ["errors.py"]
