@@ -30,6 +30,7 @@ TOP_KEYS = {
     "trust_remote_code": (bool, False, "run model code from the model's folder/hub repo; only if you trust it"),
     "output_dir": (str, None, "run folder; default runs/<name>"),
     "stages": (list, REQUIRED, "the stages, run in order"),
+    "eval": (dict, None, "held-out evaluation of the base model and every stage's output; see rlft/evaluation.py"),
 }
 # Keys every stage may have; each stage module adds its own in STAGE_KEYS.
 COMMON_STAGE_KEYS = {
@@ -77,6 +78,8 @@ def apply_overrides(raw: dict, overrides: list[str], source: str) -> dict:
             parsed = yaml.safe_load(value) if value else ""
         except yaml.YAMLError:
             parsed = value
+        if isinstance(parsed, bool) and value.lower() not in ("true", "false"):
+            parsed = value  # YAML 1.1 reads no/yes/on/off as booleans; on a command line they are words
         try:
             _set_path(out, key.split("."), parsed)
         except KeyError as e:
@@ -166,7 +169,10 @@ def check_config(checker: Checker, config_class, kwargs: dict, path: str, **fixe
     try:
         return config_class(**fixed, **kwargs)
     except Exception as e:  # the library's own validation: show its words with our path
-        checker.add(path, f"{config_class.__name__} rejected these values: {_first_line(e)}")
+        hint = ""
+        if re.search(r"\b(True|False) is not a valid", str(e)):
+            hint = " (YAML reads no/yes/on/off as true/false: quote the word, e.g. save_strategy: 'no')"
+        checker.add(path, f"{config_class.__name__} rejected these values: {_first_line(e)}{hint}")
         return None
 
 
@@ -228,6 +234,10 @@ def validate(raw: dict, source: str, stage_modules: dict, recipe_dir: Path) -> d
         module.check(stage, path, _Ctx(c, recipe_dir, recipe))
         resolved.append(stage)
     recipe["stages"] = resolved
+    if recipe.get("eval") is not None:
+        from rlft import evaluation
+
+        recipe["eval"] = evaluation.check(recipe["eval"], "eval", _Ctx(c, recipe_dir, recipe))
     c.raise_if_any()
     return recipe
 

@@ -48,6 +48,8 @@ CASES = {
                        ["stages[0].args.learning_rte: not a field of trl.SFTConfig", "did you mean 'learning_rate'"]),
     "trl value error": (recipe_text(stages=GOOD_STAGE.replace("max_steps: 1", "lr_scheduler_type: zigzag")),
                         ["stages[0].args: SFTConfig rejected these values", "zigzag"]),
+    "yaml no read as false": (recipe_text(stages=GOOD_STAGE.replace("max_steps: 1", "save_strategy: no")),
+                              ["False is not a valid SaveStrategy", "quote the word"]),
     "lora field typo": (recipe_text(stages=GOOD_STAGE.replace("r: 4", "rank: 4")),
                         ["stages[0].lora.rank: not a field of peft.LoraConfig", "did you mean 'r'"]),
     "duplicate stage names": (recipe_text(stages=GOOD_STAGE + GOOD_STAGE), ["stages[1].name: 'sft' is used by an earlier stage"]),
