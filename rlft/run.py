@@ -16,6 +16,8 @@ if __name__ == "__main__" and not __package__:
     # so `rlft` imports as a package and none of its module names can shadow a library.
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+import gc  # noqa: E402
+import os  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
@@ -47,13 +49,21 @@ def load(recipe_path: str | Path, overrides: list[str] = ()) -> dict:
 def run(recipe_path: str | Path, overrides: list[str] = (), output_dir: str | None = None,
         dry_run: bool = False, fresh: bool = False) -> Path:
     """Run every stage of a recipe; returns the run folder."""
-    from accelerate import PartialState
+    recipe_path = Path(recipe_path)
+    state = distributed_state()  # first: validation builds TRL configs, which read the world size
+    try:
+        root = _run(state, recipe_path, overrides, output_dir, dry_run, fresh)
+        state.wait_for_everyone()
+    finally:
+        shutdown(state)
+    return root
+
+
+def _run(state, recipe_path: Path, overrides, output_dir, dry_run, fresh) -> Path:
     from transformers import set_seed
 
-    recipe_path = Path(recipe_path)
     recipe = load(recipe_path, overrides)
     recipe_dir = recipe_path.resolve().parent
-    state = PartialState()
     root = output_dir or recipe["output_dir"] or f"runs/{recipe['name']}"
     folder = RunFolder(tempfile.mkdtemp(prefix="rlft-dry-run-") if dry_run else root, state.is_main_process)
     folder.prepare(fresh)
@@ -83,6 +93,7 @@ def run(recipe_path: str | Path, overrides: list[str] = (), output_dir: str | No
             folder.mark_started(stage_dir, digest)
             started = time.time()
             metrics = STAGES[stage["type"]].run(stage, ctx)
+            free_memory()  # the stage's model, reference and trainer go before the next stage loads its own
             template = ctx.template
             summary = {"stage": stage["name"], "type": stage["type"], "seconds": round(time.time() - started, 1),
                        "output": str(stage_dir), "metrics": _plain(metrics)}
@@ -108,9 +119,52 @@ def policy_source(source: str, state) -> str:
         return source
     merged = path / "merged"
     if state.is_main_process and not (merged / "config.json").is_file():
+        # Under ZeRO-3 a stage leaves transformers' global DeepSpeed config set; loading the base model for the merge
+        # would then partition it with collectives that only this process enters, and hang. The next stage's
+        # TrainingArguments sets it again.
+        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+        unset_hf_deepspeed_config()
         models.merge_adapter(path, merged)
     state.wait_for_everyone()
     return str(merged)
+
+
+def distributed_state():
+    """This process's accelerate state, created before anything else reads it.
+
+    Launched as several processes (torchrun, `accelerate launch --config_file configs/cpu_multi.yaml`) on a machine
+    without GPUs, accelerate would give every rank distributed type NO and rank 0: each would train on all the data and
+    write the run folder. ACCELERATE_USE_CPU makes it (and every TrainingArguments built later) use gloo CPU processes.
+    """
+    import torch
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    has_accelerator = torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not has_accelerator:
+        os.environ["ACCELERATE_USE_CPU"] = "true"
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+
+
+def free_memory() -> None:
+    """Collect the last stage's model, optimizer and trainer (they hold reference cycles) and return cached GPU memory."""
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def shutdown(state) -> None:
+    """Destroy the process group before the interpreter exits (without it, a rank can abort at exit), and forget the
+    accelerate state so a later run in this process starts clean."""
+    import torch.distributed as dist
+    from accelerate.state import AcceleratorState
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+        AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def _plain(metrics: dict) -> dict:

@@ -5,6 +5,7 @@ Each helper here has at least three real callers among the stage modules (see ST
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ def default_args(dtype: torch.dtype, seed: int) -> dict:
 
 def check_args(ctx, config_class, stage: dict, path: str):
     """Validate `args:` by building the TRL config (rlft defaults underneath), errors at `path.args`."""
+    check_distributed(ctx, stage, path)
     dtype = ctx.recipe.get("dtype") if ctx.recipe.get("dtype") in DTYPES else "auto"  # a bad dtype is reported apart
     args = {**default_args(models.pick_dtype(dtype), ctx.recipe.get("seed", 42)),
             **stage.get("args", {})}
@@ -81,6 +83,85 @@ def check_lora(ctx, stage: dict, path: str) -> None:
             models.require_bitsandbytes()
         except Exception as e:
             ctx.add(f"{path}.quantization", str(e))
+
+
+# Settings that belong to the launch (an accelerate config in configs/), never to a recipe.
+DISTRIBUTED_ARGS = ("deepspeed", "fsdp", "fsdp_config", "ddp_backend")
+
+
+def check_distributed(ctx, stage: dict, path: str) -> None:
+    """Add the problems of this stage under the launch accelerate set up (read from its environment variables)."""
+    from rlft.plan import launch_from_env
+
+    launch = launch_from_env()
+    for sub, message in distributed_problems(stage, ctx.recipe, launch):
+        ctx.add(f"{path}.{sub}", message)
+    for message in launch_problems(launch):
+        if f"launch: {message}" not in ctx.checker.problems:
+            ctx.add("launch", message)
+
+
+def raise_distributed_problems(recipe: dict, launch, source: str) -> None:
+    """Check every stage of a resolved recipe against a launch (`rlft plan --config`); raises RecipeError."""
+    from rlft.recipe import Checker
+
+    checker = Checker(source)
+    for message in launch_problems(launch):
+        checker.add("launch", message)
+    for i, stage in enumerate(recipe["stages"]):
+        for sub, message in distributed_problems(stage, recipe, launch):
+            checker.add(f"stages[{i}].{sub}", message)
+    checker.raise_if_any()
+
+
+def distributed_problems(stage: dict, recipe: dict, launch) -> list[tuple[str, str]]:
+    """(sub-path, message) for each setting of this stage that the launch's libraries refuse."""
+    from rlft.plan import resolve_dtype
+
+    found, args, quant = [], stage.get("args") or {}, stage.get("quantization") or {}
+    for key in DISTRIBUTED_ARGS:
+        if key in args:
+            found.append((f"args.{key}", "distributed settings live in the accelerate config, not in the recipe: remove "
+                          "it and pick a profile at launch, e.g. accelerate launch --config_file configs/zero3.yaml "
+                          "rlft/run.py RECIPE"))
+    what = "DeepSpeed ZeRO-3" if launch.is_deepspeed else "FSDP"
+    if launch.shards_weights and quant.get("load_in_8bit"):
+        found.append(("quantization.load_in_8bit", f"8-bit weights cannot be sharded by {what} (bitsandbytes keeps "
+                      "them as int8 tensors). Use load_in_4bit: true with bnb_4bit_quant_storage: bfloat16, or launch "
+                      "with configs/zero2.yaml or configs/multi_gpu.yaml"))
+    elif launch.shards_weights and quant.get("load_in_4bit"):
+        compute = _dtype_name(quant.get("bnb_4bit_compute_dtype") or resolve_dtype(recipe.get("dtype", "auto"), launch))
+        storage = _dtype_name(quant.get("bnb_4bit_quant_storage", "uint8"))
+        if storage != compute:
+            found.append(("quantization.bnb_4bit_quant_storage", f"is {storage}, but {what} shards only floating-point "
+                          f"weights of the compute dtype; set bnb_4bit_quant_storage: {compute} (QLoRA with "
+                          f"{what}, as in the bitsandbytes FSDP-QLoRA and PEFT DeepSpeed guides)"))
+    checkpointing = args.get("gradient_checkpointing", args.get("activation_checkpointing", launch.on_gpu))
+    if launch.kind == "fsdp" and launch.fsdp_activation_checkpointing and checkpointing:
+        found.append(("args.gradient_checkpointing", "the accelerate config turns on fsdp_activation_checkpointing "
+                      "and the stage uses gradient checkpointing (rlft's default on GPUs); transformers refuses both. "
+                      "Set fsdp_activation_checkpointing: false in the config (configs/fsdp.yaml does), or "
+                      "gradient_checkpointing: false here"))
+    if launch.kind in ("zero1", "zero2", "zero3", "fsdp") and args.get("save_only_model") \
+            and args.get("load_best_model_at_end"):
+        found.append(("args.save_only_model", "with DeepSpeed or FSDP transformers cannot combine save_only_model with "
+                      "load_best_model_at_end (reloading the best checkpoint needs its optimizer state); drop one"))
+    return found
+
+
+def launch_problems(launch) -> list[str]:
+    """Problems of the launch itself, whatever the recipe."""
+    found = []
+    if launch.is_deepspeed and importlib.util.find_spec("deepspeed") is None:
+        found.append("the accelerate config uses DeepSpeed, which is not installed: pip install 'rlft[deepspeed]'")
+    if launch.is_deepspeed and launch.source == "environment" and not launch.on_gpu:
+        found.append("DeepSpeed ZeRO under the HF Trainer needs GPUs; on a machine without GPUs launch with "
+                     "accelerate launch --config_file configs/cpu_multi.yaml")
+    return found
+
+
+def _dtype_name(value) -> str:
+    return str(value).replace("torch.", "")
 
 
 def trainer_args(config_class, stage: dict, ctx: StageContext):

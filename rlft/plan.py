@@ -1,0 +1,365 @@
+"""`rlft plan`: how much memory each stage needs per device, before anything is launched.
+
+    rlft plan recipes/polite_assistant.yaml --config configs/zero3.yaml --gpus 8 --gpu-mem 80GB
+
+Also where rlft learns how it was launched (`launch_from_env`, `launch_from_config`), for the plan and for the
+validation of distributed combinations in `rlft.stages.common`.
+
+How the estimate is made, and what it leaves out:
+  1. Parameters are counted exactly: the model is built from its config.json on PyTorch's meta device (no weights,
+     no download). LoRA parameters are counted on the same modules PEFT would wrap.
+  2. Bytes per parameter follow what the libraries allocate: plain/DDP full fine-tuning keeps weights, gradients
+     and AdamW's two moments in the model dtype; DeepSpeed keeps fp32 master weights + moments (12 B) beside the
+     16-bit weights and gradients (ZeRO paper, K = 12); FSDP2 upcasts trainable weights to fp32 (accelerate). LoRA
+     adapters are fp32 (PEFT's autocast_adapter_dtype). NF4 is 0.5 B/param + one fp32 absmax per 64 weights.
+  3. ZeRO-2 shards gradients and optimizer states over the processes, ZeRO-3 and FSDP also the weights, plus the
+     layers gathered at a time. Offloaded states are not on the device.
+  4. Activations: with gradient checkpointing one hidden state per layer and token plus one layer recomputed;
+     without, every layer's saved tensors (SDPA attention: no seq x seq matrix). Logits: batch x tokens x vocab in
+     the model dtype plus the fp32 log-softmax and its gradient.
+  5. RL stages add the generation KV cache (per-device generation batch x (prompt + completion) tokens), a
+     reference model when beta > 0 and there is no adapter to switch off, and reward models.
+  6. Not counted: allocator fragmentation beyond a flat 5 %, CUDA context beyond a flat 0.75 GiB, temporary buffers
+     of fused kernels, prompt lengths (256 tokens are assumed for RL prompts).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from rlft.errors import RlftError
+
+GiB = 1024 ** 3
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+NF4_BYTES = 0.5 + 4 / 64  # 4-bit weight + fp32 absmax per 64-weight block (bitsandbytes default, no double quant)
+RL_TYPES = ("grpo", "ppo", "rloo", "online_dpo")
+PROMPT_TOKENS = 256  # assumed prompt length of RL stages (TRL 1.16 does not truncate prompts)
+CUDA_CONTEXT = 0.75 * GiB
+
+
+# --- how the run is launched -----------------------------------------------------------------------------------------
+@dataclass
+class Launch:
+    """The distributed setup a stage runs under, as accelerate describes it."""
+
+    kind: str = "single"  # single | ddp | zero1 | zero2 | zero3 | fsdp
+    processes: int = 1
+    on_gpu: bool = True
+    offload_optimizer: bool = False
+    offload_params: bool = False
+    fsdp_activation_checkpointing: bool = False
+    source: str = "default"  # where this was read: environment, a config file, default
+
+    @property
+    def shards_weights(self) -> bool:
+        return self.kind in ("zero3", "fsdp")
+
+    @property
+    def is_deepspeed(self) -> bool:
+        return self.kind.startswith("zero")
+
+
+def _flag(value) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes")
+
+
+def launch_from_env(env=None) -> Launch:
+    """Read the variables `accelerate launch` sets (accelerate/utils/launch.py) and torchrun's WORLD_SIZE."""
+    env = os.environ if env is None else env
+    processes = int(env.get("WORLD_SIZE", "1") or 1)
+    import torch
+
+    on_gpu = torch.cuda.is_available() and not _flag(env.get("ACCELERATE_USE_CPU", "false"))
+    launch = Launch(kind="ddp" if processes > 1 else "single", processes=processes, on_gpu=on_gpu,
+                    source="environment")
+    if _flag(env.get("ACCELERATE_USE_DEEPSPEED", "false")):
+        stage = env.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") or _zero_stage_from_file(
+            env.get("ACCELERATE_DEEPSPEED_CONFIG_FILE"))
+        return replace(launch, kind=f"zero{stage or 2}",
+                       offload_optimizer=env.get("ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE", "none") != "none",
+                       offload_params=env.get("ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE", "none") != "none")
+    if _flag(env.get("ACCELERATE_USE_FSDP", "false")):
+        return replace(launch, kind="fsdp", offload_params=_flag(env.get("FSDP_OFFLOAD_PARAMS", "false")),
+                       offload_optimizer=_flag(env.get("FSDP_OFFLOAD_PARAMS", "false")),
+                       fsdp_activation_checkpointing=_flag(env.get("FSDP_ACTIVATION_CHECKPOINTING", "false")))
+    return launch
+
+
+def _zero_stage_from_file(path: str | None) -> int | None:
+    if not path or not Path(path).is_file():
+        return None
+    return json.loads(Path(path).read_text()).get("zero_optimization", {}).get("stage")
+
+
+def launch_from_config(path: str | Path, gpus: int | None = None) -> Launch:
+    """An accelerate config file (configs/*.yaml) -> Launch; `gpus` overrides its num_processes."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise RlftError(f"{path}: accelerate config not found; the profiles are in configs/ "
+                        f"({', '.join(p.name for p in sorted(Path('configs').glob('*.yaml'))) or 'none here'})")
+    config = load_config_from_file(str(path))
+    kind = {"NO": "single", "MULTI_GPU": "ddp", "MULTI_CPU": "ddp", "DEEPSPEED": "zero", "FSDP": "fsdp"}.get(
+        str(config.distributed_type).split(".")[-1], "single")
+    launch = Launch(kind=kind, processes=gpus or config.num_processes or 1, on_gpu=not config.use_cpu,
+                    source=str(path))
+    if kind == "zero":
+        ds = config.deepspeed_config or {}
+        stage = ds.get("zero_stage") or _zero_stage_from_file(ds.get("deepspeed_config_file"))
+        launch = replace(launch, kind=f"zero{stage or 2}",
+                         offload_optimizer=ds.get("offload_optimizer_device", "none") not in ("none", None),
+                         offload_params=ds.get("offload_param_device", "none") not in ("none", None))
+    elif kind == "fsdp":
+        fsdp = config.fsdp_config or {}
+        launch = replace(launch, offload_params=_flag(fsdp.get("fsdp_offload_params", False)),
+                         offload_optimizer=_flag(fsdp.get("fsdp_offload_params", False)),
+                         fsdp_activation_checkpointing=_flag(fsdp.get("fsdp_activation_checkpointing", False)))
+    if launch.processes > 1 and launch.kind == "single":
+        launch = replace(launch, kind="ddp")
+    return launch
+
+
+# --- the model's shape -----------------------------------------------------------------------------------------------
+@dataclass
+class Shape:
+    """What the estimate needs to know about a model, counted on the meta device."""
+
+    name: str
+    params: int
+    linear: dict = field(default_factory=dict)  # module name -> (in_features, out_features), lm_head excluded
+    layers: int = 0
+    hidden: int = 0
+    kv_hidden: int = 0
+    intermediate: int = 0
+    vocab: int = 0
+    largest_layer: int = 0  # parameters of the biggest decoder layer (or embedding), gathered at once under sharding
+
+
+def model_config(spec: str, recipe_dir: Path, override: str | None = None, trust_remote_code: bool = False):
+    """The transformers config of a recipe's model, read from disk only: never downloads."""
+    from transformers import AutoConfig
+
+    from rlft import models
+
+    if override:
+        path = Path(override)
+        if not path.exists():
+            raise RlftError(f"--model-config {override}: no such file or folder")
+        return AutoConfig.from_pretrained(str(path.parent if path.is_file() else path),
+                                          trust_remote_code=trust_remote_code)
+    source = models.resolve(spec, recipe_dir)
+    try:
+        return AutoConfig.from_pretrained(source, local_files_only=True, trust_remote_code=trust_remote_code)
+    except OSError:
+        raise RlftError(f"model {spec!r}: its config.json is not on this machine (not a local folder and not in the "
+                        "Hugging Face cache), and rlft plan never downloads. Download only that file from the "
+                        "model's hub page and pass it: rlft plan RECIPE --model-config path/to/config.json")
+
+
+def shape_of(config, name: str = "") -> Shape:
+    """Count parameters and linear layers by building the model on the meta device (exact, any architecture)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    head = model.get_output_embeddings()
+    linear = {n: (m.in_features, m.out_features) for n, m in model.named_modules()
+              if isinstance(m, torch.nn.Linear) and m is not head}
+    blocks = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList)]
+    layer_sizes = [sum(p.numel() for p in layer.parameters()) for layer in (blocks[0] if blocks else [])]
+    embed = model.get_input_embeddings().weight.numel()
+    heads = text.num_attention_heads
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
+    return Shape(
+        name=name or getattr(config, "_name_or_path", "") or config.model_type,
+        params=sum(p.numel() for p in model.parameters()),
+        linear=linear, layers=text.num_hidden_layers, hidden=text.hidden_size,
+        kv_hidden=getattr(text, "num_key_value_heads", heads) * head_dim,
+        intermediate=getattr(text, "intermediate_size", 4 * text.hidden_size), vocab=text.vocab_size,
+        largest_layer=max(layer_sizes + [embed]),
+    )
+
+
+def lora_params(shape: Shape, lora: dict) -> int:
+    """Trainable LoRA parameters: r x (in + out) for every linear layer PEFT's `target_modules` selects."""
+    r = lora.get("r", 8)
+    targets = lora.get("target_modules")
+    if targets is None:  # PEFT's default for Llama-like models
+        targets = ["q_proj", "v_proj"]
+    if targets == "all-linear":
+        chosen = shape.linear.values()
+    elif isinstance(targets, str):
+        chosen = [v for n, v in shape.linear.items() if re.fullmatch(targets, n)]
+    else:
+        chosen = [v for n, v in shape.linear.items() if n.split(".")[-1] in set(targets)]
+    return sum(r * (i + o) for i, o in chosen)
+
+
+# --- the estimate ----------------------------------------------------------------------------------------------------
+LINES = ("weights", "lora", "gradients", "optimizer", "activations", "logits", "ref+reward", "kv cache", "overhead")
+
+
+def _arg(stage: dict, key: str, default):
+    value = stage.get("args", {}).get(key)
+    return default if value is None else value
+
+
+def stage_memory(stage: dict, shape: Shape, launch: Launch, dtype: str, reward_shapes=()) -> dict:
+    """Peak bytes per device of one stage, by line (see LINES); `reward_shapes`: models scoring RL samples."""
+    w = DTYPE_BYTES[dtype]
+    n = max(1, launch.processes)
+    quant = stage.get("quantization") or {}
+    lora = stage.get("lora")
+    states = _model_states(shape, launch, w, quant, lora)
+    checkpointing = _arg(stage, "gradient_checkpointing", _arg(stage, "activation_checkpointing", launch.on_gpu)) \
+        or launch.fsdp_activation_checkpointing
+    b = _arg(stage, "per_device_train_batch_size", 8)
+    extra = {"ref+reward": 0.0, "kv cache": 0.0}
+    stype = stage["type"]
+    if stype in RL_TYPES:
+        completion = _arg(stage, "max_completion_length", _arg(stage, "max_new_tokens", 512 if stype != "online_dpo" else 64))
+        seq, scored = PROMPT_TOKENS + completion, completion
+        generations = b * _arg(stage, "steps_per_generation", _arg(stage, "gradient_accumulation_steps", 1))
+        extra["kv cache"] = generations * seq * shape.layers * 2 * shape.kv_hidden * w
+        beta = _arg(stage, "beta", {"grpo": 0.0, "ppo": 0.04, "rloo": 0.05, "online_dpo": 0.1}[stype])
+        if beta > 0 and lora is None:
+            extra["ref+reward"] += shape.params * w / (n if launch.shards_weights else 1)
+    else:
+        seq = _arg(stage, "max_length", 1024)
+        scored = seq
+        if stype in ("dpo", "reward_model"):
+            b *= 2  # chosen and rejected in one forward pass
+        if stype == "dpo" and lora is None and not _arg(stage, "precompute_ref_log_probs", False):
+            extra["ref+reward"] += shape.params * w / (n if launch.shards_weights else 1)
+    for reward in reward_shapes:
+        extra["ref+reward"] += reward.params * w / (n if launch.shards_weights else 1)
+    acts = _activations(shape, b, seq, w, checkpointing, lora)
+    logits = 0.0 if stype == "reward_model" else b * scored * shape.vocab * (w + 8)
+    lines = {**states, "activations": acts, "logits": logits, **extra}
+    body = sum(lines.values())
+    lines["overhead"] = (CUDA_CONTEXT + 0.05 * body) if launch.on_gpu else 0.05 * body
+    return lines
+
+
+def _model_states(shape: Shape, launch: Launch, w: int, quant: dict, lora: dict | None) -> dict:
+    """Weights, LoRA adapters, gradients and optimizer states on one device."""
+    n = max(1, launch.processes)
+    p = shape.params
+    if lora is not None:
+        trainable = lora_params(shape, lora)
+        linear = sum(i * o for i, o in shape.linear.values())
+        if quant.get("load_in_4bit"):
+            frozen = linear * NF4_BYTES + (p - linear) * w
+        elif quant.get("load_in_8bit"):
+            frozen = linear * 1 + (p - linear) * w
+        else:
+            frozen = p * w
+        shard = n if launch.shards_weights else 1
+        opt_shard = n if launch.kind != "single" and launch.kind != "ddp" else 1
+        gathered = 2 * shape.largest_layer * w if launch.shards_weights else 0
+        return {"weights": frozen / shard + gathered, "lora": 4 * trainable, "gradients": 4 * trainable,
+                "optimizer": 0 if launch.offload_optimizer else 8 * trainable / opt_shard}
+    if launch.is_deepspeed:  # 16-bit weights and gradients, fp32 master weights and moments (12 B)
+        grad_shard = n if launch.kind in ("zero2", "zero3") else 1
+        weights = p * w / n + 4 * shape.largest_layer * w / 2 if launch.kind == "zero3" else p * w
+        return {"weights": 0 if launch.offload_params else weights, "lora": 0, "gradients": p * w / grad_shard,
+                "optimizer": 0 if launch.offload_optimizer else 12 * p / n}
+    if launch.kind == "fsdp":  # accelerate upcasts trainable weights to fp32; the gathered layers are 16-bit
+        return {"weights": (0 if launch.offload_params else 4 * p / n) + 2 * shape.largest_layer * w, "lora": 0,
+                "gradients": 4 * p / n, "optimizer": 0 if launch.offload_optimizer else 8 * p / n}
+    buckets = p * w if launch.kind == "ddp" and n > 1 else 0  # DDP's gradient buckets
+    return {"weights": p * w, "lora": 0, "gradients": p * w + buckets, "optimizer": 2 * p * w}
+
+
+def _activations(shape: Shape, b: int, seq: int, w: int, checkpointing: bool, lora: dict | None) -> float:
+    """Saved activations of the decoder layers for one micro-batch (attention through SDPA)."""
+    h, i, kv = shape.hidden, shape.intermediate, shape.kv_hidden
+    per_token_layer = w * (6 * h + 2 * kv + 4 * i)
+    if lora is not None and lora.get("lora_dropout", 0) > 0:
+        per_token_layer += w * (6 * h + i)  # dropout keeps its own copy of each adapted layer's input
+    tokens = b * seq
+    if checkpointing:
+        return tokens * (shape.layers * h * w + per_token_layer)
+    return tokens * shape.layers * per_token_layer
+
+
+# --- the command -----------------------------------------------------------------------------------------------------
+def parse_size(text: str) -> float:
+    """'80GB', '80GiB', '24G', '80' (GiB) -> bytes. GB is read as GiB, as GPU spec sheets round them alike."""
+    match = re.fullmatch(r"\s*([\d.]+)\s*(gib|gb|g|mib|mb|m|tib|tb|t)?\s*", str(text).lower())
+    if not match:
+        raise RlftError(f"--gpu-mem {text!r}: give a size like 80GB, 24GB or 40GiB")
+    unit = (match.group(2) or "g")[0]
+    return float(match.group(1)) * {"m": 1024 ** 2, "g": GiB, "t": 1024 ** 4}[unit]
+
+
+def resolve_dtype(name: str, launch: Launch) -> str:
+    if name != "auto":
+        return name
+    return "bfloat16" if launch.on_gpu else "float32"
+
+
+def plan(recipe_path: str, overrides=(), gpus: int | None = None, gpu_mem: str = "80GB", config: str | None = None,
+         model_config_path: str | None = None, cpu: bool = False) -> dict:
+    """Validate the recipe for the given launch and estimate every stage; returns the rows and the header facts."""
+    from rlft.run import load
+    from rlft.stages import common
+
+    launch = launch_from_config(config, gpus) if config else Launch(processes=gpus or 1,
+                                                                   kind="ddp" if (gpus or 1) > 1 else "single")
+    if cpu:
+        launch = replace(launch, on_gpu=False)
+    recipe = load(recipe_path, overrides)
+    common.raise_distributed_problems(recipe, launch, str(recipe_path))
+    recipe_dir = Path(recipe_path).resolve().parent
+    config_obj = model_config(recipe["model"], recipe_dir, model_config_path, recipe["trust_remote_code"])
+    shape = shape_of(config_obj, name=recipe["model"])
+    dtype = resolve_dtype(recipe["dtype"], launch)
+    limit = parse_size(gpu_mem)
+    rows = []
+    for stage in recipe["stages"]:
+        rewards = [shape for entry in stage.get("rewards") or [] if entry.get("model")]
+        lines = stage_memory(stage, shape, launch, dtype, rewards)
+        total = sum(lines.values())
+        rows.append({"stage": stage["name"], "type": stage["type"], "method": _method(stage), "lines": lines,
+                     "total": total, "fits": total <= limit})
+    return {"recipe": str(recipe_path), "model": shape, "launch": launch, "dtype": dtype, "limit": limit, "rows": rows}
+
+
+def _method(stage: dict) -> str:
+    quant = stage.get("quantization") or {}
+    if stage.get("lora") is None:
+        return "full"
+    bits = "4-bit " if quant.get("load_in_4bit") else "8-bit " if quant.get("load_in_8bit") else ""
+    return f"{'Q' if bits else ''}LoRA r={stage['lora'].get('r', 8)}" + (f" ({bits.strip()})" if bits else "")
+
+
+def print_plan(result: dict) -> None:
+    """The plan as a rich table: one row per stage, GiB per line, the peak per device and whether it fits."""
+    from rich.console import Console
+    from rich.table import Table
+
+    shape, launch = result["model"], result["launch"]
+    where = "GPU" if launch.on_gpu else "CPU process"
+    title = (f"{result['recipe']}: {shape.name} ({shape.params / 1e9:.2f}B params, {result['dtype']}) - "
+             f"{launch.kind} x {launch.processes} {where}{'s' if launch.processes > 1 else ''}"
+             f" ({launch.source}), {result['limit'] / GiB:.0f} GiB each")
+    table = Table(title=title, title_justify="left")
+    for column in ("stage", "type", "method", *LINES, "peak/device", "fits"):
+        table.add_column(column, justify="left" if column in ("stage", "type", "method") else "right")
+    for row in result["rows"]:
+        cells = [f"{row['lines'][k] / GiB:.2f}" if row["lines"][k] else "-" for k in LINES]
+        fits = "[green]yes[/]" if row["fits"] else "[red]no[/]"
+        table.add_row(row["stage"], row["type"], row["method"], *cells, f"[bold]{row['total'] / GiB:.2f}[/]", fits)
+    console = Console(width=max(160, Console().width))
+    console.print(table)
+    console.print("GiB per device. Estimates are typically within 10-25% (see benchmarks/plan_vs_measured.py); "
+                  f"RL prompts assumed <= {PROMPT_TOKENS} tokens.")
