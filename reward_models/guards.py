@@ -26,7 +26,7 @@ TARGET_WORDS = 120  # length_penalty: replies up to this many words are not pena
 NGRAM = 2  # repetition: word n-grams counted; bigrams catch "please please please" and looped sentences
 DISTINCT_OK = 0.9  # repetition: share of distinct n-grams from which the guard stops biting (natural text ~0.95+)
 DISTINCT_ZERO = 0.5  # ... and at which it reaches 0
-RELEVANCE_FLOOR = 0.5  # relevance guard for an on-topic reply = 1, for a reply sharing nothing with the prompt = this
+RELEVANCE_FLOOR = 0.1  # relevance guard: 1 for an on-topic reply, this for one that shares nothing with the prompt
 RELEVANT_WORDS = 2  # relevance: sharing this many of the prompt's content words counts as fully on topic
 MAX_MARKER_SHARE = 0.5  # stuffing: politeness markers may make up this share of a reply's words before it bites
 

