@@ -1,4 +1,4 @@
-"""The `rlft` command: run, validate, merge, chat, rewards check.
+"""The `rlft` command: run, validate, merge, chat, rewards check, compare, eval.
 
 User mistakes (`RlftError`) print one clear message and exit 2, without a traceback.
 """
@@ -65,6 +65,21 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--stage", help="only this stage (default: every stage with rewards)")
     check.add_argument("--completions", help=".jsonl of {prompt, completion} to score instead of sampling")
     check.add_argument("--output-dir", help="run folder whose finished stages to sample from (default runs/<name>)")
+
+    compare = sub.add_parser("compare", help="overlay runs' curves in one PNG; table per run and stage; recipe diff")
+    compare.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    compare.add_argument("--metric", default="reward", help="reward (default), kl, entropy, length, loss or any "
+                         "logged key, e.g. rewards/politeness/mean")
+    compare.add_argument("--smooth", type=float, default=0.9, help="EMA weight in [0, 1); 0 = raw")
+    compare.add_argument("--x", choices=("step", "samples"), default="step", help="x axis: optimizer steps or "
+                         "training samples seen")
+    compare.add_argument("--out", default="curves.png", help="PNG to write (default curves.png)")
+
+    evaluation = sub.add_parser("eval", help="(re)run a run's held-out evaluation: base, every stage, final model")
+    evaluation.add_argument("run", metavar="RUN_DIR")
+    evaluation.add_argument("--prompts", help="held-out prompts .jsonl (default: the recipe's eval.prompts)")
+    evaluation.add_argument("--max-new-tokens", type=int)
+    evaluation.add_argument("--limit", type=int, help="only the first N prompts")
     return p
 
 
@@ -88,6 +103,14 @@ def main(argv: list[str] | None = None) -> None:
             from rlft.rewards_check import preflight
 
             preflight(args.recipe, args.overrides, args.n, args.k, args.stage, args.completions, args.output_dir)
+        elif args.command == "compare":
+            from rlft.compare import compare
+
+            compare(args.runs, args.metric, args.smooth, args.out, args.x)
+        elif args.command == "eval":
+            from rlft.evaluation import evaluate_folder
+
+            evaluate_folder(args.run, args.prompts, args.max_new_tokens, args.limit)
 
 
 def validate(recipe_path: str, overrides: list[str]) -> None:

@@ -269,7 +269,11 @@ def weights(stage: dict) -> list[float]:
 
 
 def build(stage: dict, ctx) -> list:
-    """Callables for the trainer, in recipe order: `CheckedReward`s around functions and reward models."""
+    """Callables for the trainer, in recipe order: `CheckedReward`s around functions and reward models.
+
+    A callback in `ctx.callbacks` with a `record` method (rlft.runfolder.SamplesCallback) is handed every scored batch.
+    """
+    recorder = next((c for c in getattr(ctx, "callbacks", None) or () if hasattr(c, "record")), None)
     out = []
     for entry in entries(stage):
         if entry["fn"] is not None:
@@ -282,7 +286,7 @@ def build(stage: dict, ctx) -> list:
             name = entry["name"] or (f"rm_{entry['model']}" if entry["model"] in ctx.outputs else
                                      model_name(entry["model"], folder))
             fn = ModelReward(folder, ctx.dtype)
-        out.append(CheckedReward(fn, name, entry["nan_as_none"]))
+        out.append(CheckedReward(fn, name, entry["nan_as_none"], recorder))
     return out
 
 
@@ -315,8 +319,9 @@ class CheckedReward:
     rlft.errors.RlftError: reward 'bad' returned nan for sample 0 of 2 (completion: 'x'). Return None ...
     """
 
-    def __init__(self, fn, name: str, nan_as_none: bool = False):
+    def __init__(self, fn, name: str, nan_as_none: bool = False, recorder=None):
         self.fn = fn
+        self.recorder = recorder  # keeps a few scored completions for samples.jsonl
         self.__name__ = name  # what TRL logs: rewards/<name>/mean
         self.nan_as_none = nan_as_none
         self.calls, self.seconds = 0, 0.0
@@ -336,6 +341,8 @@ class CheckedReward:
         self.calls += 1
         out = self._checked(values, completions)
         self.recent.extend(v for v in out if v is not None)
+        if self.recorder is not None:
+            self.recorder.record(self.__name__, prompts, completions, out)
         return out
 
     def _checked(self, values, completions) -> list[float | None]:

@@ -3,7 +3,8 @@
     accelerate launch rlft/run.py recipes/polite_assistant.yaml [stages.sft.args.max_steps=5 ...]
         [--output-dir DIR] [--dry-run] [--fresh]
 
-parse -> validate -> for each stage: run it from the previous policy stage's output -> summary.
+parse -> validate -> for each stage: run it from the previous policy stage's output -> eval (if the recipe has
+one) -> summary.
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ def _run(state, recipe_path: Path, overrides, output_dir, dry_run, fresh) -> Pat
             ctx = common.StageContext(
                 index=index, stage_dir=stage_dir, model_source=policy_source(source, state),
                 recipe=recipe, recipe_dir=recipe_dir, dtype=models.pick_dtype(recipe["dtype"]),
-                tensorboard_dir=folder.tensorboard_dir(stage["name"]), callbacks=[folder.metrics_callback(stage["name"])],
+                tensorboard_dir=folder.tensorboard_dir(stage["name"]),
+                callbacks=[folder.metrics_callback(stage["name"]), folder.samples_callback(stage["name"])],
                 resume=status == "interrupted" and any(stage_dir.glob("checkpoints/checkpoint-*")),
                 dry_run=dry_run, template=template, outputs={k: v for k, v in outputs.items() if k != "__last__"},
             )
@@ -104,6 +106,12 @@ def _run(state, recipe_path: Path, overrides, output_dir, dry_run, fresh) -> Pat
         outputs[stage["name"]] = str(stage_dir)
         if getattr(STAGES[stage["type"]], "POLICY", True):
             outputs["__last__"] = str(stage_dir)
+    if recipe["eval"] is not None and not dry_run:
+        from rlft import evaluation
+
+        if state.is_main_process:  # generation is short next to training: one process does it, the others wait
+            evaluation.after_run(folder.root, recipe, recipe_dir, previous)
+        state.wait_for_everyone()
     if state.is_main_process:
         from rlft.report import print_summary
 

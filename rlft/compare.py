@@ -1,0 +1,340 @@
+"""`rlft compare RUN_DIR [RUN_DIR ...]`: several runs' curves in one picture, a table per run and stage, and what
+differs between their recipes. Everything is read from the run folders; nothing needs a tracking service.
+
+    rlft compare runs/polite-ppo runs/polite-grpo [--metric reward] [--smooth 0.9] [--x step|samples] [--out curves.png]
+
+How it reads runs, in a few points:
+  1. `metrics.jsonl` is read line by line; a line that does not parse (the half-written last line of a run still
+     training) is skipped, so a run in progress is plotted up to its last complete log.
+  2. A resumed stage logs the steps after its last checkpoint again; for each stage and step the later row wins.
+  3. Stages are curves of their own; when one run has several stages with the metric, each stage's x continues
+     where the previous one ended. Runs are overlaid from x = 0, whatever stages they have.
+  4. Smoothing is TensorBoard's: an exponential moving average, de-biased so the first points are not pulled to 0.
+     The table's start, final and best values are smoothed values, so one lucky batch does not decide them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from rlft.errors import RlftError
+
+# A metric name -> the keys trainers log it under, first match wins (online DPO logs the summed reward as
+# objective/scores, its KL as objective/kl).
+ALIASES = {
+    "reward": ("reward", "objective/scores"),
+    "kl": ("kl", "objective/kl"),
+    "entropy": ("entropy", "objective/entropy"),
+    "length": ("completions/mean_length",),
+}
+COMPLETE = "stage_complete.json"
+
+
+@dataclass
+class Run:
+    path: Path
+    label: str
+    recipe: dict
+    stages: list[str]  # in recipe order, then any only seen in the metrics
+    types: dict  # stage name -> stage type
+    complete: dict  # stage name -> finished (stage_complete.json written)
+    rows: dict = field(default_factory=dict)  # stage name -> [row, ...] sorted by step, one row per step and kind
+    skipped_lines: int = 0
+
+
+def load_run(path: str | Path) -> Run:
+    """Read a run folder; raises `RlftError` when `path` is not one."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RlftError(f"{path}: no such folder; give run folders written by `rlft run`, e.g. runs/polite-assistant")
+    resolved, metrics = path / "recipe.resolved.yaml", path / "metrics.jsonl"
+    if not resolved.is_file() and not metrics.is_file():
+        hint = sorted(p.parent.name for p in path.glob("*/recipe.resolved.yaml"))[:5]
+        extra = f"; run folders inside it: {', '.join(hint)}" if hint else ""
+        raise RlftError(f"{path}: not an rlft run folder (it has neither recipe.resolved.yaml nor metrics.jsonl){extra}")
+    recipe = (yaml.safe_load(resolved.read_text()) or {}) if resolved.is_file() else {}
+    stage_list = [s for s in recipe.get("stages") or [] if isinstance(s, dict) and "name" in s]
+    stages = [s["name"] for s in stage_list]
+    run = Run(path, path.name, recipe, stages, {s["name"]: s.get("type", "?") for s in stage_list}, {})
+    raw, run.skipped_lines = read_metrics(metrics)
+    for row in raw:
+        stage = str(row.get("stage", "?"))
+        if stage not in run.stages:
+            run.stages.append(stage)
+        run.rows.setdefault(stage, []).append(row)
+    for stage, rows in run.rows.items():
+        run.rows[stage] = _dedupe(rows)
+    done = {d.parent.name.split("_", 1)[1] for d in path.glob(f"stages/[0-9][0-9]_*/{COMPLETE}")}
+    run.complete = {stage: stage in done for stage in run.stages}
+    return run
+
+
+def read_metrics(path: Path) -> tuple[list[dict], int]:
+    """Rows of a metrics.jsonl and the number of lines that did not parse (a run still writing its last one)."""
+    if not path.is_file():
+        return [], 0
+    rows, bad = [], 0
+    with path.open() as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                bad += 1
+                continue
+            if isinstance(row, dict) and isinstance(row.get("step"), int):
+                rows.append(row)
+            else:
+                bad += 1
+    return rows, bad
+
+
+def _dedupe(rows: list[dict]) -> list[dict]:
+    # A training log, an eval log and the end-of-training summary can share a step; they have different keys.
+    kind = lambda r: ("eval" if any(k.startswith("eval_") for k in r) else
+                      "summary" if "train_runtime" in r else "train")
+    latest = {(r["step"], kind(r)): r for r in rows}  # later rows (a resumed stage) replace earlier ones
+    return sorted(latest.values(), key=lambda r: r["step"])
+
+
+def metric_key(rows: list[dict], metric: str) -> str | None:
+    """The key `metric` is logged under in these rows (see ALIASES), or None."""
+    for key in ALIASES.get(metric, (metric,)):
+        if any(_finite(r.get(key)) for r in rows):
+            return key
+    return None
+
+
+def series(rows: list[dict], key: str, x: str = "step") -> tuple[list[float], list[float]]:
+    """(xs, ys) of `key` over a stage's rows; x is the step or the samples seen (`samples`, else the step)."""
+    xs, ys = [], []
+    for r in rows:
+        if _finite(r.get(key)):
+            xs.append(float(r.get("samples", r["step"]) if x == "samples" else r["step"]))
+            ys.append(float(r[key]))
+    return xs, ys
+
+
+def ema(values: list[float], smooth: float) -> list[float]:
+    """TensorBoard's de-biased exponential moving average; `smooth` in [0, 1), 0 = none.
+
+    >>> [round(v, 3) for v in ema([1.0, 1.0, 0.0], 0.5)]
+    [1.0, 1.0, 0.429]
+    """
+    out, last, weight = [], 0.0, 0.0
+    for v in values:
+        last = smooth * last + (1 - smooth) * v
+        weight = smooth * weight + (1 - smooth)
+        out.append(last / weight if weight else v)
+    return out
+
+
+def reward_names(runs: list[Run]) -> list[str]:
+    """Reward functions logged as rewards/<name>/mean by any run, in first-seen order."""
+    names = []
+    for run in runs:
+        for rows in run.rows.values():
+            for r in rows:
+                for k in r:
+                    parts = k.split("/")
+                    if len(parts) == 3 and parts[0] == "rewards" and parts[2] == "mean" and parts[1] not in names:
+                        names.append(parts[1])
+    return names
+
+
+def panels(runs: list[Run], metric: str) -> list[str]:
+    """What to plot: the metric, and for `reward` one panel per reward function when there are several."""
+    names = reward_names(runs) if metric == "reward" else []
+    return [metric] + ([f"rewards/{n}/mean" for n in names] if len(names) > 1 else [])
+
+
+def stage_stats(rows: list[dict], metric: str, smooth: float) -> dict:
+    """Steps, start/final/best smoothed metric, improvement, final smoothed KL and completion length of one stage."""
+    out = {"steps": max((r["step"] for r in rows), default=0)}
+    key = metric_key(rows, metric)
+    if key is not None:
+        smoothed = ema(series(rows, key)[1], smooth)
+        lower = "loss" in metric or metric == "kl"
+        out.update(start=smoothed[0], final=smoothed[-1], best=min(smoothed) if lower else max(smoothed),
+                   change=smoothed[-1] - smoothed[0])
+    for name in ("kl", "length"):
+        key = metric_key(rows, name)
+        if key is not None:
+            out[name] = ema(series(rows, key)[1], smooth)[-1]
+    return out
+
+
+def recipe_diff(runs: list[Run]) -> list[tuple[str, list]]:
+    """[(dotted path, [value per run])] for every recipe setting that differs between the runs.
+
+    Stages are addressed by name, as in overrides (`stages.ppo.args.learning_rate`); a stage that only some runs
+    have is one row, `stages.<name>`, with its type or "-".
+    """
+    flat = [_flatten({k: v for k, v in r.recipe.items() if k not in ("name", "output_dir")}) for r in runs]
+    keys = []
+    for f in flat:
+        keys += [k for k in f if k not in keys]
+    missing = object()
+    out, partial = [], set()
+    for key in keys:
+        values = [f.get(key, missing) for f in flat]
+        stage = key.split(".")[1] if key.startswith("stages.") else None
+        types = [r.types.get(stage, "-") for r in runs]
+        if stage is not None and "-" in types:  # a stage some runs lack: one row for it, then what differs
+            if stage not in partial:  # among the runs that have it
+                partial.add(stage)
+                out.append((f"stages.{stage}", types))
+            values = [v for v in values if v is not missing]
+        if any(v != values[0] for v in values[1:]):
+            out.append((key, ["-" if v is missing else v for v in (f.get(key, missing) for f in flat)]))
+    return out
+
+
+def _flatten(node, prefix: str = "") -> dict:
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out or {prefix: {}}
+    if isinstance(node, list) and node and all(isinstance(v, dict) for v in node):
+        out = {}
+        for i, v in enumerate(node):
+            name = v.get("name") if prefix == "stages" and isinstance(v.get("name"), str) else f"[{i}]"
+            out.update(_flatten(v, f"{prefix}.{name}" if name[0] != "[" else f"{prefix}{name}"))
+        return out
+    return {prefix: node}
+
+
+def plot(runs: list[Run], metric: str, smooth: float, x: str, out: Path) -> list[str]:
+    """Write the PNG; returns the panels drawn. Raw values faint, smoothed bold, one colour per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = panels(runs, metric)
+    cols = 1 if len(names) == 1 else 2
+    nrows = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(7.5 * cols, 4.2 * nrows), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    drawn = 0
+    for ax, name in zip(axes.flat, names):
+        for i, run in enumerate(runs):
+            drawn += _plot_run(ax, run, name, smooth, x, colors[i % len(colors)])
+        ax.set_title(name if name == metric else name.split("/")[1], fontsize=11)
+        ax.set_xlabel("samples seen" if x == "samples" else "step")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    if not drawn:
+        plt.close(fig)
+        logged = sorted({k for run in runs for rows in run.rows.values() for r in rows for k in r} -
+                        {"stage", "step", "time", "samples"})
+        raise RlftError(f"no run has logged {metric!r} yet; metrics logged: {', '.join(logged) or 'none'}. "
+                        "Pick one with --metric")
+    fig.suptitle(f"{metric}  (faint: raw, bold: EMA smoothing {smooth})", fontsize=12)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return names
+
+
+def _plot_run(ax, run: Run, metric: str, smooth: float, x: str, color: str) -> int:
+    with_metric = [s for s in run.stages if metric_key(run.rows.get(s, []), metric)]
+    offset, styles = 0.0, ("-", "--", ":", "-.")
+    for j, stage in enumerate(with_metric):
+        xs, ys = series(run.rows[stage], metric_key(run.rows[stage], metric), x)
+        xs = [v + offset for v in xs]
+        label = run.label + (f" / {stage}" if len(with_metric) > 1 else "")
+        label += "" if run.complete.get(stage) else " (in progress)"
+        ax.plot(xs, ys, color=color, alpha=0.25, linewidth=1)
+        ax.plot(xs, ema(ys, smooth), color=color, linewidth=2.2, linestyle=styles[j % len(styles)], label=label)
+        if not run.complete.get(stage):
+            ax.plot(xs[-1:], ema(ys, smooth)[-1:], marker="o", color=color)
+        offset = xs[-1]
+    return len(with_metric)
+
+
+def print_report(runs: list[Run], metric: str, smooth: float, out: Path | None, names: list[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"{metric} per run and stage (smoothed: EMA {smooth}; KL and length: final)")
+    for column in ("run", "stage", "steps", "start", "final", "best", "change", "KL", "length"):
+        table.add_column(column, justify="left" if column in ("run", "stage") else "right")
+    for run in runs:
+        for stage in run.stages:
+            s = stage_stats(run.rows.get(stage, []), metric, smooth)
+            kind = run.types.get(stage, "?")
+            name = stage if kind == stage else f"{stage} ({kind})"
+            state = "" if run.complete.get(stage) else " [yellow]*[/]"
+            table.add_row(run.label, name + state, str(s["steps"]), *(_fmt(s.get(k)) for k in ("start", "final", "best")),
+                          _fmt(s.get("change"), sign=True), _fmt(s.get("kl"), digits=3), _fmt(s.get("length"), fixed=1))
+        if run.skipped_lines:
+            console.print(f"[dim]{run.path}: skipped {run.skipped_lines} unreadable line(s) of metrics.jsonl "
+                          "(a log still being written)[/]")
+    console.print(table)
+    if not all(run.complete.get(stage) for run in runs for stage in run.stages):
+        console.print("[yellow]*[/] in progress or interrupted (no stage_complete.json yet): shown up to its last log")
+    diff = recipe_diff(runs) if len(runs) > 1 else []
+    if len(runs) > 1:
+        console.print(_diff_table(runs, diff) if diff else "recipes: identical (apart from name and output_dir)")
+    if out is not None:
+        console.print(f"curves: {out}  (panels: {', '.join(names)})")
+
+
+def _diff_table(runs: list[Run], diff: list):
+    from rich.table import Table
+
+    table = Table(title="what differs between the recipes")
+    table.add_column("setting")
+    for run in runs:
+        table.add_column(run.label)
+    for key, values in diff:
+        table.add_row(key, *(_short(v) for v in values))
+    return table
+
+
+def compare(paths: list[str], metric: str = "reward", smooth: float = 0.9, out: str | None = "curves.png",
+            x: str = "step") -> list[Run]:
+    """Load the runs, write the PNG (unless `out` is None) and print the table and the recipe diff."""
+    if not paths:
+        raise RlftError("give at least one run folder, e.g. rlft compare runs/polite-assistant")
+    if not 0 <= smooth < 1:
+        raise RlftError(f"--smooth {smooth}: must be in [0, 1); 0 = no smoothing, 0.9 = strong")
+    runs = [load_run(p) for p in paths]
+    labels = [r.label for r in runs]
+    for r in runs:
+        if labels.count(r.label) > 1:  # two runs in folders of the same name: tell them apart by their path
+            r.label = str(r.path)
+    names = plot(runs, metric, smooth, x, Path(out)) if out else []
+    print_report(runs, metric, smooth, Path(out) if out else None, names)
+    return runs
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _fmt(v, digits: int = 4, sign: bool = False, fixed: int | None = None) -> str:
+    if v is None:
+        return "-"
+    if fixed is not None:
+        return f"{v:.{fixed}f}"
+    return f"{v:+.{digits}g}" if sign else f"{v:.{digits}g}"
+
+
+def _short(v, width: int = 40) -> str:
+    text = v if isinstance(v, str) else json.dumps(v, default=str)
+    return text if len(text) <= width else text[: width - 3] + "..."

@@ -1,0 +1,404 @@
+"""Before/after evaluation: the base model, every policy stage's output and the final model on held-out prompts,
+scored by every reward of the recipe. Writes `eval/report.md`, `eval/results.jsonl` and `eval/summary.json`.
+
+    eval:                                          # top-level recipe key; runs after the last stage
+      prompts: data/polite_eval_prompts.jsonl      # {"prompt": ...} rows, like a reward stage's data
+      max_new_tokens: 96
+      eval_rewards: [{fn: reward_models.guards:relevance}]   # scored here only, never trained on
+
+    rlft eval runs/polite-assistant                # (re)run it on a finished run
+
+How it works, in a few points:
+  1. Every model answers every prompt greedily (fixed seed), rendered through the template its stage was trained with
+     (`rlft_stage.json`); the base model gets the tokenizer's chat template.
+  2. The rewards are every stage's `rewards:` (one per name: the first stage's wins) plus `eval_rewards`, built and
+     called exactly as in training (`rlft.rewards`), so a score here means what it meant to the trainer.
+  3. Per model: mean ± sd of each reward, mean completion length in tokens (up to and including EOS, as TRL counts
+     it), and distinct-2 (unique word bigrams / all word bigrams over the model's completions; low = repetitive).
+  4. Win rate of the final model over the SFT model (over the base model when no SFT stage precedes it): per prompt,
+     the higher reward wins, a tie counts half.
+  5. The `evaluate` library is not used: its metric modules live on the Hugging Face hub (nothing may download), none
+     computes distinct-n or scores with a Python reward, and a reward mean needs no framework.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+from pathlib import Path
+from types import SimpleNamespace
+
+from rlft.errors import RlftError
+
+EVAL_KEYS = {
+    "prompts": (str, None, "held-out prompts: .jsonl/.csv/.parquet with a prompt column, relative to the recipe"),
+    "max_new_tokens": (int, 96, "length limit of each answer"),
+    "eval_rewards": (list, [], "rewards scored in evaluation only, written like a stage's rewards:"),
+    "limit": (int, None, "evaluate only the first N prompts (default: all)"),
+    "batch_size": (int, 8, "prompts per generate call"),
+    "samples": (int, 4, "prompts shown side by side in report.md"),
+}
+FORMATS = ("prompt",)
+DONE = "eval_complete.json"
+
+
+# --- the recipe section ----------------------------------------------------------------------------------------------
+def check(block: dict, path: str, ctx) -> dict:
+    """Validate the `eval:` section (prompts file, numbers, eval_rewards); returns it with defaults filled in."""
+    from rlft import rewards
+    from rlft.recipe import Checker, _Ctx
+
+    out = ctx.checker.mapping(block, EVAL_KEYS, path)
+    columns = None
+    if out.get("prompts") is None:
+        ctx.add(f"{path}.prompts", "missing; e.g. prompts: data/eval_prompts.jsonl ({\"prompt\": ...} rows)")
+    else:
+        try:
+            columns = load_prompts(out, ctx.recipe_dir).column_names
+        except RlftError as e:
+            ctx.add(f"{path}.prompts", str(e))
+    for key in ("max_new_tokens", "limit", "batch_size"):
+        if isinstance(out.get(key), int) and out[key] < 1:
+            ctx.add(f"{path}.{key}", f"{out[key]} must be at least 1")
+    if isinstance(out.get("samples"), int) and out["samples"] < 0:
+        ctx.add(f"{path}.samples", f"{out['samples']} must be 0 or more")
+    if out.get("eval_rewards"):
+        # rewards.check reports at <path>.rewards; check in a scratch collector and put the problems at eval_rewards
+        scratch = Checker(ctx.checker.source)
+        rewards.check(_Ctx(scratch, ctx.recipe_dir, ctx.recipe), {"rewards": out["eval_rewards"]}, path, columns)
+        for problem in scratch.problems:
+            ctx.checker.problems.append(problem.replace(f"{path}.rewards", f"{path}.eval_rewards", 1))
+        trained = {_entry_name(e) for s in ctx.recipe.get("stages") or [] if isinstance(s, dict)
+                   for e in s.get("rewards") or [] if isinstance(e, dict)}
+        for i, entry in enumerate(out["eval_rewards"]):
+            if isinstance(entry, dict) and _entry_name(entry) in trained:
+                ctx.add(f"{path}.eval_rewards[{i}]", f"{_entry_name(entry)!r} is a stage's reward already, so it is "
+                        "scored anyway; remove it here, or give it another name: to score it with other kwargs")
+    return out
+
+
+def _entry_name(entry: dict) -> str | None:
+    if entry.get("name"):
+        return entry["name"]
+    if isinstance(entry.get("fn"), str):
+        return entry["fn"].rpartition(":")[2]
+    return f"rm_{entry['model']}" if isinstance(entry.get("model"), str) else None
+
+
+def load_prompts(block: dict, recipe_dir: Path):
+    """The prompts as a `datasets.Dataset` with a `prompt` column (other columns reach the rewards)."""
+    from rlft import data
+
+    defaults = {k: v for k, (_, v, _) in data.DATA_KEYS.items()}
+    ds, _ = data.load_split({**defaults, "train": block["prompts"], "format": "prompt"}, "train", recipe_dir, FORMATS)
+    return ds.select(range(min(block["limit"], len(ds)))) if block.get("limit") else ds
+
+
+# --- entry points ----------------------------------------------------------------------------------------------------
+def after_run(root: Path, recipe: dict, recipe_dir: Path, stages_digest: str) -> None:
+    """Evaluate at the end of `rlft run`, unless eval/ already holds this evaluation of these stage outputs."""
+    from rlft.runfolder import sha256
+
+    files = sorted(str(p) for p in _files(recipe["eval"], recipe_dir))
+    payload = json.dumps([recipe["eval"], stages_digest, [sha256(Path(f)) for f in files]], sort_keys=True, default=str)
+    digest = hashlib.sha256(payload.encode()).hexdigest()[:16]
+    done = Path(root) / "eval" / DONE
+    if done.is_file() and json.loads(done.read_text()).get("hash") == digest:
+        print(f"eval: up to date, see {done.parent / 'report.md'}")
+        return
+    evaluate(root, recipe, recipe_dir)
+    done.write_text(json.dumps({"hash": digest}))
+
+
+def evaluate_folder(root: str | Path, prompts: str | None = None, max_new_tokens: int | None = None,
+                    limit: int | None = None) -> Path:
+    """`rlft eval RUN_DIR`: evaluate a run folder's finished stages with its recipe's eval section and these options."""
+    import yaml
+
+    from rlft.compare import load_run
+    from rlft.recipe import Checker, _Ctx
+
+    root = Path(root)
+    load_run(root)  # a clear error when it is not a run folder
+    recipe = yaml.safe_load((root / "recipe.resolved.yaml").read_text())
+    lock_path = root / "lock.json"
+    lock = json.loads(lock_path.read_text()) if lock_path.is_file() else {}
+    recipe_dir = Path(lock.get("recipe", {}).get("dir") or Path(lock.get("recipe", {}).get("path", ".")).parent)
+    block = dict(recipe.get("eval") or {})
+    given = {"max_new_tokens": max_new_tokens, "limit": limit}
+    block.update({k: v for k, v in given.items() if v is not None})
+    if prompts is not None:  # a path on the command line is relative to where the command runs
+        block["prompts"] = str(Path(prompts).resolve())
+    if block.get("prompts") is None:
+        raise RlftError(f"{root}: its recipe has no eval section; give the prompts: rlft eval {root} --prompts FILE")
+    checker = Checker(str(root / "recipe.resolved.yaml"))
+    recipe["eval"] = check(block, "eval", _Ctx(checker, recipe_dir, recipe))
+    checker.raise_if_any()
+    return evaluate(root, recipe, recipe_dir)
+
+
+def evaluate(root: Path, recipe: dict, recipe_dir: Path) -> Path:
+    """Generate with every model, score, and write eval/; returns the report's path."""
+    from rlft import rewards
+
+    root, block = Path(root), recipe["eval"]
+    ds = load_prompts(block, recipe_dir)
+    prompts = list(ds["prompt"])
+    columns = {c: list(ds[c]) for c in ds.column_names if c != "prompt"}
+    candidates = policies(root, recipe, recipe_dir)
+    funcs = rewards.build({"rewards": reward_entries(recipe)}, _reward_ctx(root, recipe, recipe_dir))
+    results = []
+    for name, source, template in candidates:
+        print(f"eval: {name}: generating {len(prompts)} answers with {source}")
+        texts, lengths = generate(source, template, prompts, block["max_new_tokens"], block["batch_size"],
+                                  recipe["seed"])
+        completions = [[{"role": "assistant", "content": t}] if isinstance(p, list) else t
+                       for p, t in zip(prompts, texts)]
+        scores = rewards.call_all(funcs, prompts, completions, columns)
+        for i, (text, n) in enumerate(zip(texts, lengths)):
+            results.append({"model": name, "source": str(source), "prompt_index": i, "prompt": _text(prompts[i]),
+                            "completion": text, "tokens": n,
+                            "rewards": {f.__name__: s[i] for f, s in zip(funcs, scores)}})
+    summary = summarize(results, [f.__name__ for f in funcs], [c[0] for c in candidates], _reference(recipe, candidates))
+    summary.update(prompts=block["prompts"], n_prompts=len(prompts), max_new_tokens=block["max_new_tokens"],
+                   seed=recipe["seed"], sources={name: str(source) for name, source, _ in candidates})
+    out = root / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in results))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "report.md").write_text(report(root, summary, results, block["samples"]))
+    print_summary(summary)
+    print(f"eval: report {out / 'report.md'}")
+    return out / "report.md"
+
+
+# --- what is evaluated, and with what -------------------------------------------------------------------------------
+def policies(root: Path, recipe: dict, recipe_dir: Path) -> list[tuple[str, str, dict]]:
+    """(name, model source, prompt template) of the base model and of every finished policy stage, in order."""
+    from rlft import models
+    from rlft.run import STAGES
+
+    lock_path = root / "lock.json"
+    base = json.loads(lock_path.read_text()).get("model", {}).get("resolved") if lock_path.is_file() else None
+    if not base or not Path(base).exists():
+        base = models.resolve(recipe["model"], recipe_dir)
+    out = [("base", str(base), {"kind": "chat"})]
+    for i, stage in enumerate(recipe["stages"]):
+        folder = root / "stages" / f"{i:02d}_{stage['name']}"
+        if not getattr(STAGES.get(stage["type"]), "POLICY", True) or not (folder / "stage_complete.json").is_file():
+            continue
+        info = folder / "rlft_stage.json"
+        template = json.loads(info.read_text()).get("template", {"kind": "chat"}) if info.is_file() else {"kind": "chat"}
+        out.append((stage["name"], str(folder), template))
+    return out
+
+
+def _reference(recipe: dict, candidates: list) -> str:
+    """What the final model is compared with: the last SFT stage before it, else the base model."""
+    names = [c[0] for c in candidates]
+    sft = [s["name"] for s in recipe["stages"] if s["type"] == "sft" and s["name"] in names[1:-1]]
+    return sft[-1] if sft else "base"
+
+
+def reward_entries(recipe: dict) -> list[dict]:
+    """Every stage's reward entries (first of each name) and then the eval-only ones."""
+    out, seen = [], set()
+    for entry in [e for s in recipe["stages"] for e in s.get("rewards") or []] + (recipe["eval"]["eval_rewards"] or []):
+        name = _entry_name(entry)
+        if name not in seen:
+            seen.add(name)
+            out.append(entry)
+    return out
+
+
+def _reward_ctx(root: Path, recipe: dict, recipe_dir: Path):
+    """What `rewards.build` reads: where relative reward files start, reward_model stage outputs, the dtype."""
+    from rlft import models
+
+    outputs = {s["name"]: str(root / "stages" / f"{i:02d}_{s['name']}") for i, s in enumerate(recipe["stages"])}
+    return SimpleNamespace(recipe_dir=recipe_dir, outputs=outputs, dtype=models.pick_dtype(recipe.get("dtype", "auto")),
+                           callbacks=[])
+
+
+def _files(block: dict, recipe_dir: Path) -> list[Path]:
+    from rlft.runfolder import referenced_files
+
+    return referenced_files({"stages": [block]}, recipe_dir)
+
+
+# --- generation ------------------------------------------------------------------------------------------------------
+def generate(source: str, template: dict, prompts: list, max_new_tokens: int, batch_size: int,
+             seed: int) -> tuple[list[str], list[int]]:
+    """Greedy answers and their lengths in tokens (up to and including EOS) from a model folder or stage output."""
+    import torch
+    from transformers import set_seed
+
+    from rlft import models
+
+    set_seed(seed)
+    if Path(source, "rlft_stage.json").is_file() or Path(source, "adapter_config.json").is_file():
+        model, tokenizer = models.load_for_inference(Path(source))
+    else:
+        model, tokenizer = models.load_causal_lm(source, models.pick_dtype()), models.load_tokenizer(source)
+        model.eval()
+    stop = {t for t in (tokenizer.eos_token_id, tokenizer.pad_token_id) if t is not None}
+    stop |= set(_as_list(getattr(model.generation_config, "eos_token_id", None)))
+    texts, lengths = [], []
+    rendered = [render(tokenizer, template, p) for p in prompts]
+    for start in range(0, len(rendered), batch_size):
+        batch = tokenizer(rendered[start:start + batch_size], return_tensors="pt", padding=True, padding_side="left",
+                          add_special_tokens=False).to(model.device)
+        with torch.inference_mode():
+            out = model.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens,
+                                 pad_token_id=tokenizer.pad_token_id)
+        for row in out[:, batch["input_ids"].shape[1]:].tolist():
+            end = next((i + 1 for i, t in enumerate(row) if t in stop), len(row))
+            lengths.append(end)
+            texts.append(tokenizer.decode(row[:end], skip_special_tokens=True).strip())
+    del model
+    return texts, lengths
+
+
+def render(tokenizer, template: dict, prompt) -> str:
+    """A prompt (text or messages) as the model was trained to see it."""
+    from rlft.cli import format_prompt
+
+    if isinstance(prompt, list) and template.get("kind", "chat") == "chat" and tokenizer.chat_template:
+        return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    return format_prompt(tokenizer, template, _text(prompt))
+
+
+# --- numbers ---------------------------------------------------------------------------------------------------------
+def distinct_n(texts: list[str], n: int = 2) -> float:
+    """Unique word n-grams / all word n-grams over all texts (Li et al. 2016); 0.0 when there are none.
+
+    >>> distinct_n(["thank you so much", "thank you so much"])
+    0.5
+    """
+    grams = [tuple(words[i:i + n]) for t in texts for words in [t.lower().split()] for i in range(len(words) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def summarize(results: list[dict], reward_names: list[str], models: list[str], reference: str) -> dict:
+    """Per model: mean ± sd of each reward, mean length, distinct-2; the final model's win rate over `reference`."""
+    by_model = {m: [r for r in results if r["model"] == m] for m in models}
+    out = {"models": {}, "rewards": reward_names, "final": models[-1], "reference": reference}
+    for m, rows in by_model.items():
+        stats = {}
+        for name in reward_names:
+            values = [r["rewards"][name] for r in rows if r["rewards"][name] is not None]
+            stats[name] = {"mean": statistics.fmean(values) if values else None,
+                           "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+                           "n": len(values), "none": len(rows) - len(values)}
+        out["models"][m] = {"rewards": stats, "mean_tokens": statistics.fmean(r["tokens"] for r in rows),
+                            "distinct_2": distinct_n([r["completion"] for r in rows])}
+    if len(models) > 1:
+        out["win_rate"] = {name: win_rate(by_model[models[-1]], by_model[reference], name) for name in reward_names}
+    return out
+
+
+def win_rate(final: list[dict], reference: list[dict], name: str) -> dict:
+    """Wins, ties and losses of `final` over `reference`, prompt by prompt; rate = (wins + ties / 2) / compared."""
+    wins = ties = losses = 0
+    for a, b in zip(final, reference):
+        x, y = a["rewards"][name], b["rewards"][name]
+        if x is None or y is None:
+            continue
+        if abs(x - y) <= 1e-9:
+            ties += 1
+        elif x > y:
+            wins += 1
+        else:
+            losses += 1
+    n = wins + ties + losses
+    return {"wins": wins, "ties": ties, "losses": losses, "rate": (wins + ties / 2) / n if n else None}
+
+
+# --- output ----------------------------------------------------------------------------------------------------------
+def report(root: Path, s: dict, results: list[dict], n_samples: int) -> str:
+    """eval/report.md: the numbers per model, the win rate and a few prompts answered side by side."""
+    models, names, final = list(s["models"]), s["rewards"], s["final"]
+    label = lambda m: f"{m} (final)" if m == final and m != "base" else m
+    lines = [f"# Evaluation of {root}", "",
+             f"{s['n_prompts']} held-out prompts from `{s['prompts']}`, greedy decoding (at most {s['max_new_tokens']} "
+             f"new tokens), seed {s['seed']}. Models: " +
+             "; ".join(f"**{label(m)}** `{s['sources'][m]}`" for m in models) + ".", "",
+             "## Rewards: mean ± sd over the prompts", "",
+             "| model | " + " | ".join(names) + " | length (tokens) | distinct-2 |",
+             "|---|" + "---:|" * (len(names) + 2)]
+    for m in models:
+        st = s["models"][m]
+        cells = [_mean_sd(st["rewards"][n]) for n in names]
+        lines.append(f"| {label(m)} | " + " | ".join(cells) + f" | {st['mean_tokens']:.1f} | {st['distinct_2']:.3f} |")
+    if "win_rate" in s:
+        ref = s["reference"]
+        lines += ["", f"## Win rate of the final model ({final}) over {ref}", "",
+                  f"Prompt by prompt, the higher reward wins; a tie counts half. Win rate = (wins + ties/2) / prompts.",
+                  "", f"| reward | {final} wins | ties | {ref} wins | win rate |", "|---|---:|---:|---:|---:|"]
+        for n in names:
+            w = s["win_rate"][n]
+            rate = "-" if w["rate"] is None else f"{w['rate']:.1%}"
+            lines.append(f"| {n} | {w['wins']} | {w['ties']} | {w['losses']} | {rate} |")
+    lines += _samples(results, models, names, n_samples, label)
+    return "\n".join(lines) + "\n"
+
+
+def _samples(results: list[dict], models: list[str], names: list[str], n: int, label) -> list[str]:
+    total = max((r["prompt_index"] for r in results), default=-1) + 1
+    if n <= 0 or total == 0:
+        return []
+    picks = sorted({round(i * (total - 1) / max(1, n - 1)) for i in range(min(n, total))})  # spread over the set
+    cell = {(r["model"], r["prompt_index"]): r for r in results}
+    lines = ["", f"## Samples ({len(picks)} prompts, evenly spaced over the set)"]
+    for i in picks:
+        lines += ["", f"**Prompt {i + 1}:** {_md(cell[(models[0], i)]['prompt'])}", "",
+                  "| " + " | ".join(label(m) for m in models) + " |", "|" + "---|" * len(models),
+                  "| " + " | ".join(_md(cell[(m, i)]["completion"]) or "*(empty)*" for m in models) + " |"]
+        for name in names:
+            values = [cell[(m, i)]["rewards"][name] for m in models]
+            lines.append("| " + " | ".join(f"{name} {_num(v)}" for v in values) + " |")
+    return lines
+
+
+def print_summary(s: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"eval: {s['n_prompts']} held-out prompts, greedy (mean ± sd)")
+    for column in ("model", *s["rewards"], "length", "distinct-2"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for m, st in s["models"].items():
+        table.add_row(m, *(_mean_sd(st["rewards"][n]) for n in s["rewards"]), f"{st['mean_tokens']:.1f}",
+                      f"{st['distinct_2']:.3f}")
+    console = Console()
+    console.print(table)
+    for name, w in (s.get("win_rate") or {}).items():
+        if w["rate"] is not None:
+            console.print(f"win rate {s['final']} over {s['reference']} on {name}: {w['rate']:.1%} "
+                          f"({w['wins']} wins, {w['ties']} ties, {w['losses']} losses)")
+
+
+def _mean_sd(stat: dict) -> str:
+    if stat["mean"] is None:
+        return "-"
+    return f"{stat['mean']:.3f} ± {stat['sd']:.3f}" + (f" ({stat['none']} none)" if stat["none"] else "")
+
+
+def _num(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\r", "").replace("\n", "<br>").strip()
+
+
+def _text(item) -> str:
+    if isinstance(item, list) and item and isinstance(item[-1], dict):
+        return str(item[-1].get("content", ""))
+    return str(item)
+
+
+def _as_list(value) -> list:
+    return [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
+
