@@ -266,13 +266,18 @@ def _plot_run(ax, run: Run, metric: str, smooth: float, x: str, color: str) -> i
 
 
 def print_report(runs: list[Run], metric: str, smooth: float, out: Path | None, names: list[str]) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
-    table = Table(title=f"{metric} per run and stage (smoothed: EMA {smooth}; KL and length: final)")
+    console = Console(soft_wrap=True)  # long paths stay on one line; tables still fit the terminal
+    if not console.is_terminal:  # a log file or a pipe: no terminal width to fit, so don't squeeze to rich's 80
+        console = Console(soft_wrap=True, width=120)
+    table = Table(title=f"{metric} per run and stage (smoothed: EMA {smooth}; KL and length: final)",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("run", "stage", "steps", "start", "final", "best", "change", "KL", "length"):
-        table.add_column(column, justify="left" if column in ("run", "stage") else "right")
+        text = column in ("run", "stage")
+        table.add_column(column, justify="left" if text else "right", no_wrap=not text)
     for run in runs:
         for stage in run.stages:
             s = stage_stats(run.rows.get(stage, []), metric, smooth)
@@ -280,7 +285,7 @@ def print_report(runs: list[Run], metric: str, smooth: float, out: Path | None, 
             name = stage if kind == stage else f"{stage} ({kind})"
             state = "" if run.complete.get(stage) else " [yellow]*[/]"
             table.add_row(run.label, name + state, str(s["steps"]), *(_fmt(s.get(k)) for k in ("start", "final", "best")),
-                          _fmt(s.get("change"), sign=True), _fmt(s.get("kl"), digits=3), _fmt(s.get("length"), fixed=1))
+                          _fmt(s.get("change"), sign=True), _fmt(s.get("kl")), _fmt(s.get("length"), fixed=1))
         if run.skipped_lines:
             console.print(f"[dim]{run.path}: skipped {run.skipped_lines} unreadable line(s) of metrics.jsonl "
                           "(a log still being written)[/]")
@@ -295,9 +300,10 @@ def print_report(runs: list[Run], metric: str, smooth: float, out: Path | None, 
 
 
 def _diff_table(runs: list[Run], diff: list):
+    from rich import box
     from rich.table import Table
 
-    table = Table(title="what differs between the recipes")
+    table = Table(title="what differs between the recipes", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("setting")
     for run in runs:
         table.add_column(run.label)
@@ -327,7 +333,7 @@ def _finite(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _fmt(v, digits: int = 4, sign: bool = False, fixed: int | None = None) -> str:
+def _fmt(v, digits: int = 3, sign: bool = False, fixed: int | None = None) -> str:
     if v is None:
         return "-"
     if fixed is not None:
