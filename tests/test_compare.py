@@ -90,6 +90,7 @@ def test_metrics_schema_of_every_stage_type(every_stage, stage, kind):
     assert len(summary) == 1 and summary[0]["train_samples_per_second"] > 0
     # samples seen = steps x batch x processes, a batch used num_iterations times (PPO: 2) counted once
     assert train[-1]["samples"] == (2 if kind == "ppo" else 4)
+    assert list((every_stage / "tensorboard" / stage).glob("events.out.tfevents.*"))  # TensorBoard too, by default
 
 
 def test_samples_jsonl_per_reward_stage(every_stage):
