@@ -22,8 +22,10 @@ def user_errors():
         yield
     except RlftError as e:
         from rich.console import Console
+        from rich.markup import escape  # messages hold brackets: pip install 'rlft[deepspeed]', stages[0].args
 
-        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {e}", markup=True)
+        console = Console(stderr=True, highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(e))}", markup=True)
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
@@ -54,6 +56,16 @@ def parser() -> argparse.ArgumentParser:
     chat.add_argument("--prompt", help="answer this one prompt and exit")
     chat.add_argument("--max-new-tokens", type=int, default=200)
     chat.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+
+    plan = sub.add_parser("plan", help="estimate each stage's peak memory per device and whether it fits; no download")
+    plan.add_argument("recipe")
+    plan.add_argument("overrides", nargs="*")
+    plan.add_argument("--gpus", type=int, help="processes (GPUs) to plan for (default: the config's num_processes "
+                      "or 1)")
+    plan.add_argument("--gpu-mem", default="80GB", help="memory per device, e.g. 24GB, 80GB (default 80GB)")
+    plan.add_argument("--config", help="accelerate profile it will be launched with, e.g. configs/zero3.yaml")
+    plan.add_argument("--model-config", help="the model's config.json, for a hub model not in the local cache")
+    plan.add_argument("--cpu", action="store_true", help="plan for CPU processes (fp32, no gradient checkpointing)")
 
     rewards = sub.add_parser("rewards", help="work with a recipe's reward functions")
     rewards_sub = rewards.add_subparsers(dest="rewards_command", required=True)
@@ -99,6 +111,11 @@ def main(argv: list[str] | None = None) -> None:
             print(f"merged model written to {out} (loads with AutoModelForCausalLM.from_pretrained)")
         elif args.command == "chat":
             chat(stage_folder(args.path), args.prompt, args.max_new_tokens, args.temperature)
+        elif args.command == "plan":
+            from rlft.plan import plan, print_plan
+
+            print_plan(plan(args.recipe, args.overrides, args.gpus, args.gpu_mem, args.config, args.model_config,
+                            args.cpu))
         elif args.command == "rewards":
             from rlft.rewards_check import preflight
 

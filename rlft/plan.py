@@ -37,6 +37,7 @@ from rlft.errors import RlftError
 GiB = 1024 ** 3
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 NF4_BYTES = 0.5 + 4 / 64  # 4-bit weight + fp32 absmax per 64-weight block (bitsandbytes default, no double quant)
+NF4_DOUBLE_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)  # double quantization: 8-bit absmax, fp32 per 256 of them
 RL_TYPES = ("grpo", "ppo", "rloo", "online_dpo")
 PROMPT_TOKENS = 256  # assumed prompt length of RL stages (TRL 1.16 does not truncate prompts)
 CUDA_CONTEXT = 0.75 * GiB
@@ -225,7 +226,8 @@ def stage_memory(stage: dict, shape: Shape, launch: Launch, dtype: str, reward_s
     extra = {"ref+reward": 0.0, "kv cache": 0.0}
     stype = stage["type"]
     if stype in RL_TYPES:
-        completion = _arg(stage, "max_completion_length", _arg(stage, "max_new_tokens", 512 if stype != "online_dpo" else 64))
+        default_completion = 64 if stype == "online_dpo" else 512  # TRL's defaults
+        completion = _arg(stage, "max_completion_length", _arg(stage, "max_new_tokens", default_completion))
         seq, scored = PROMPT_TOKENS + completion, completion
         generations = b * _arg(stage, "steps_per_generation", _arg(stage, "gradient_accumulation_steps", 1))
         extra["kv cache"] = generations * seq * shape.layers * 2 * shape.kv_hidden * w
@@ -257,7 +259,8 @@ def _model_states(shape: Shape, launch: Launch, w: int, quant: dict, lora: dict 
         trainable = lora_params(shape, lora)
         linear = sum(i * o for i, o in shape.linear.values())
         if quant.get("load_in_4bit"):
-            frozen = linear * NF4_BYTES + (p - linear) * w
+            nf4 = NF4_DOUBLE_BYTES if quant.get("bnb_4bit_use_double_quant") else NF4_BYTES
+            frozen = linear * nf4 + (p - linear) * w
         elif quant.get("load_in_8bit"):
             frozen = linear * 1 + (p - linear) * w
         else:
@@ -329,8 +332,9 @@ def plan(recipe_path: str, overrides=(), gpus: int | None = None, gpu_mem: str =
         rewards = [shape for entry in stage.get("rewards") or [] if entry.get("model")]
         lines = stage_memory(stage, shape, launch, dtype, rewards)
         total = sum(lines.values())
+        fits = "no" if total > limit else "tight" if total > 0.9 * limit else "yes"
         rows.append({"stage": stage["name"], "type": stage["type"], "method": _method(stage), "lines": lines,
-                     "total": total, "fits": total <= limit})
+                     "total": total, "fits": fits})
     return {"recipe": str(recipe_path), "model": shape, "launch": launch, "dtype": dtype, "limit": limit, "rows": rows}
 
 
@@ -357,9 +361,9 @@ def print_plan(result: dict) -> None:
         table.add_column(column, justify="left" if column in ("stage", "type", "method") else "right")
     for row in result["rows"]:
         cells = [f"{row['lines'][k] / GiB:.2f}" if row["lines"][k] else "-" for k in LINES]
-        fits = "[green]yes[/]" if row["fits"] else "[red]no[/]"
+        fits = {"yes": "[green]yes[/]", "tight": "[yellow]tight[/]", "no": "[red]no[/]"}[row["fits"]]
         table.add_row(row["stage"], row["type"], row["method"], *cells, f"[bold]{row['total'] / GiB:.2f}[/]", fits)
     console = Console(width=max(160, Console().width))
     console.print(table)
-    console.print("GiB per device. Estimates are typically within 10-25% (see benchmarks/plan_vs_measured.py); "
-                  f"RL prompts assumed <= {PROMPT_TOKENS} tokens.")
+    console.print("GiB per device; tight = over 90% of it. Error against measured and published peaks: "
+                  f"benchmarks/plan_vs_measured.py. RL prompts assumed <= {PROMPT_TOKENS} tokens.")

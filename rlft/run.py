@@ -156,7 +156,7 @@ def distributed_state():
 
 
 def free_memory() -> None:
-    """Collect the last stage's model, optimizer and trainer (they hold reference cycles) and return cached GPU memory."""
+    """Collect the last stage's model, optimizer and trainer (they hold reference cycles); return cached GPU memory."""
     import torch
 
     gc.collect()

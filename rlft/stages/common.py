@@ -121,9 +121,9 @@ def distributed_problems(stage: dict, recipe: dict, launch) -> list[tuple[str, s
     found, args, quant = [], stage.get("args") or {}, stage.get("quantization") or {}
     for key in DISTRIBUTED_ARGS:
         if key in args:
-            found.append((f"args.{key}", "distributed settings live in the accelerate config, not in the recipe: remove "
-                          "it and pick a profile at launch, e.g. accelerate launch --config_file configs/zero3.yaml "
-                          "rlft/run.py RECIPE"))
+            found.append((f"args.{key}", "distributed settings live in the accelerate config, not in the recipe: "
+                          "remove it and pick a profile at launch, e.g. accelerate launch --config_file "
+                          "configs/zero3.yaml rlft/run.py RECIPE"))
     what = "DeepSpeed ZeRO-3" if launch.is_deepspeed else "FSDP"
     if launch.shards_weights and quant.get("load_in_8bit"):
         found.append(("quantization.load_in_8bit", f"8-bit weights cannot be sharded by {what} (bitsandbytes keeps "
@@ -150,8 +150,10 @@ def distributed_problems(stage: dict, recipe: dict, launch) -> list[tuple[str, s
 
 
 def launch_problems(launch) -> list[str]:
-    """Problems of the launch itself, whatever the recipe."""
+    """Problems of the launch this process runs under, whatever the recipe (not of a profile planned for elsewhere)."""
     found = []
+    if launch.source != "environment":
+        return found
     if launch.is_deepspeed and importlib.util.find_spec("deepspeed") is None:
         found.append("the accelerate config uses DeepSpeed, which is not installed: pip install 'rlft[deepspeed]'")
     if launch.is_deepspeed and launch.source == "environment" and not launch.on_gpu:
