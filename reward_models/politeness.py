@@ -143,25 +143,26 @@ _NOT_FOLLOWED_BY = {
 }
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _SENTENCE_END = re.compile(r"[.!?;\n]+|:\s")
-_CAPS_WORD = re.compile(r"\b[A-Z]{3,}\b")
-_LETTER_WORD = re.compile(r"\b[A-Za-z]{3,}\b")
+# Three or more all-caps words in a row: shouting, where "the REST API over HTTPS" is not.
+_SHOUT = re.compile(r"\b[A-Z]{2,}[A-Z']*(?:[\s,]+[A-Z][A-Z']*\b){2,}")
 _EMOTICONS = (":)", ":-)", ";)", ";-)", ":d", "^_^", "\U0001F642", "\U0001F60A", "\u263A")
 
 
 def _index(where: str) -> tuple[dict, tuple]:
-    """For the strategies found at ``where``: first word -> [(strategy, rest of the phrase)], and the
-    ("prefix", strategy) pairs of the "word*" entries. One pass over the tokens then finds them all."""
+    """For the strategies found at ``where``: first word -> [(strategy, rest of the phrase, polite?)],
+    and the "word*" entries as (all prefixes, [(prefix, strategy, polite?)]). One pass over the
+    tokens then finds them all."""
     index, prefixes = {}, []
     for name, (polarity, at, phrases) in STRATEGIES.items():
         if at != where:
             continue
         for phrase in phrases.split("|"):
             if phrase.endswith("*"):
-                prefixes.append((phrase[:-1], name))
+                prefixes.append((phrase[:-1], name, polarity > 0))
             else:
                 first, *rest = phrase.split()
                 index.setdefault(first, []).append((name, tuple(rest), polarity > 0))
-    return index, (tuple(p for p, _ in prefixes), tuple(prefixes))
+    return index, (tuple(p for p, _, _ in prefixes), tuple(prefixes))
 
 
 _ANYWHERE = _index("any")
@@ -181,17 +182,18 @@ def _match_at(tokens: list[str], i: int, index: dict, prefixes: tuple, found: di
             if polite:
                 marker = max(marker, 1 + len(rest))
     if prefixes[0] and token.startswith(prefixes[0]):  # one C-level test before the loop
-        for prefix, name in prefixes[1]:
-            if name not in found and token.startswith(prefix):
-                found[name] = token
+        for prefix, name, polite in prefixes[1]:
+            if token.startswith(prefix):
+                found.setdefault(name, token)
+                marker = max(marker, int(polite))
     return marker
 
 
 def _surface(text: str, lower: str) -> dict[str, str]:
     found = {}
-    caps = _CAPS_WORD.findall(text)
-    if len(caps) >= 2 and len(caps) >= 0.3 * len(_LETTER_WORD.findall(text)):
-        found["shouting"] = " ".join(caps[:3])
+    shout = _SHOUT.search(text)
+    if shout:
+        found["shouting"] = shout.group(0)
     if "!!" in text or "?!" in text or "!?" in text:
         found["exclamation_run"] = "!!"
     if "??" in text:
