@@ -18,7 +18,8 @@ How the estimate is made, and what it leaves out:
      without, every layer's saved tensors (SDPA attention: no seq x seq matrix). Logits: batch x tokens x vocab in
      the model dtype plus the fp32 log-softmax and its gradient.
   5. RL stages add the generation KV cache (per-device generation batch x (prompt + completion) tokens), a
-     reference model when beta > 0 and there is no adapter to switch off, and reward models.
+     reference model when beta > 0 and there is no adapter to switch off, and reward models. Under ZeRO-3, TRL
+     gathers all weights for generation (ds3_gather_for_generation, default on): the whole 16-bit model per GPU.
   6. Not counted: allocator fragmentation beyond a flat 5 %, CUDA context beyond a flat 0.75 GiB, temporary buffers
      of fused kernels, prompt lengths (256 tokens are assumed for RL prompts).
 """
@@ -220,6 +221,9 @@ def stage_memory(stage: dict, shape: Shape, launch: Launch, dtype: str, reward_s
     quant = stage.get("quantization") or {}
     lora = stage.get("lora")
     states = _model_states(shape, launch, w, quant, lora)
+    if stage["type"] in RL_TYPES and launch.kind == "zero3" and _arg(stage, "ds3_gather_for_generation", True):
+        # TRL gathers every weight onto each GPU to generate, on top of the shards it keeps
+        states["weights"] += _model_states(shape, Launch(on_gpu=launch.on_gpu), w, quant, lora)["weights"]
     checkpointing = _arg(stage, "gradient_checkpointing", _arg(stage, "activation_checkpointing", launch.on_gpu)) \
         or launch.fsdp_activation_checkpointing
     b = _arg(stage, "per_device_train_batch_size", 8)

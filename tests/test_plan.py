@@ -62,6 +62,9 @@ def test_example_plans():
     assert 4.5 * GiB < row["total"] < 7 * GiB and row["fits"] == "yes"
     big = plan(str(FIXTURES / "zero3_70b.yaml"), gpus=8, config=str(ROOT / "configs" / "zero3.yaml"))
     assert big["launch"].kind == "zero3" and [r["fits"] for r in big["rows"]] == ["no", "yes"]
+    gathered = plan(str(FIXTURES / "zero3_70b.yaml"), ["stages.grpo.args.ds3_gather_for_generation=true"], gpus=8,
+                    config=str(ROOT / "configs" / "zero3.yaml"))["rows"][1]
+    assert gathered["fits"] == "no"  # TRL's default gathers the whole 16-bit model on each GPU to generate
     assert plan(str(FIXTURES / "zero3_70b.yaml"), gpus=16, config=str(ROOT / "configs" / "zero3.yaml"))["rows"][0][
         "fits"] in ("yes", "tight")
     ddp = plan(str(FIXTURES / "zero3_70b.yaml"), gpus=8, config=str(ROOT / "configs" / "multi_gpu.yaml"))
