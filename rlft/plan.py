@@ -107,10 +107,11 @@ def launch_from_config(path: str | Path, gpus: int | None = None) -> Launch:
         raise RlftError(f"{path}: accelerate config not found; the profiles are in configs/ "
                         f"({', '.join(p.name for p in sorted(Path('configs').glob('*.yaml'))) or 'none here'})")
     config = load_config_from_file(str(path))
+    distributed = str(config.distributed_type).split(".")[-1]
     kind = {"NO": "single", "MULTI_GPU": "ddp", "MULTI_CPU": "ddp", "DEEPSPEED": "zero", "FSDP": "fsdp"}.get(
-        str(config.distributed_type).split(".")[-1], "single")
-    launch = Launch(kind=kind, processes=gpus or config.num_processes or 1, on_gpu=not config.use_cpu,
-                    source=str(path))
+        distributed, "single")
+    launch = Launch(kind=kind, processes=gpus or config.num_processes or 1,
+                    on_gpu=not config.use_cpu and distributed != "MULTI_CPU", source=str(path))
     if kind == "zero":
         ds = config.deepspeed_config or {}
         stage = ds.get("zero_stage") or _zero_stage_from_file(ds.get("deepspeed_config_file"))
