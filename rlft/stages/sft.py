@@ -46,11 +46,13 @@ def run(stage: dict, ctx: common.StageContext) -> dict:
         ctx.template = {"kind": "instruction", "template": stage["data"].get("template")}
     elif fmt == "text":
         ctx.template = {"kind": "text"}
+    # The config first: under ZeRO-3 building it arms DeepSpeed's sharded loading, so no rank holds the whole model.
+    args = common.trainer_args(SFTConfig, stage, ctx)
     model = models.load_causal_lm(ctx.model_source, ctx.dtype, stage["quantization"], ctx.trust_remote_code)
     new_ids = models.add_special_tokens(tokenizer, model, stage["special_tokens"])
     trainer = SFTTrainer(
         model=model,
-        args=common.trainer_args(SFTConfig, stage, ctx),
+        args=args,
         train_dataset=train,
         eval_dataset=evaluation,
         processing_class=tokenizer,
