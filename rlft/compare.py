@@ -9,8 +9,9 @@ How it reads runs, in a few points:
   2. A resumed stage logs the steps after its last checkpoint again; for each stage and step the later row wins.
   3. Stages are curves of their own; when one run has several stages with the metric, each stage's x continues
      where the previous one ended. Runs are overlaid from x = 0, whatever stages they have.
-  4. Smoothing is TensorBoard's: an exponential moving average, de-biased so the first points are not pulled to 0.
-     The table's start, final and best values are smoothed values, so one lucky batch does not decide them.
+  4. Smoothing is TensorBoard's de-biased exponential moving average, but per training step rather than per logged
+     point, so a stage that logs its reward every 4th step is smoothed like one that logs it every step. The table's
+     start, final and best values are smoothed values, so one lucky batch does not decide them.
 """
 
 from __future__ import annotations
@@ -122,18 +123,31 @@ def series(rows: list[dict], key: str, x: str = "step") -> tuple[list[float], li
     return xs, ys
 
 
-def ema(values: list[float], smooth: float) -> list[float]:
+def ema(values: list[float], smooth: float, steps: list[float] | None = None) -> list[float]:
     """TensorBoard's de-biased exponential moving average; `smooth` in [0, 1), 0 = none.
+
+    With `steps`, `smooth` is per training step: a value logged 4 steps after the previous one decays the average by
+    smooth**4, so a stage that logs its reward every 4th step (PPO reusing a batch) is smoothed like one that logs it
+    every step.
 
     >>> [round(v, 3) for v in ema([1.0, 1.0, 0.0], 0.5)]
     [1.0, 1.0, 0.429]
+    >>> round(ema([1.0, 0.0], 0.5)[1], 3), round(ema([1.0, 0.0], 0.5, steps=[1, 3])[1], 3)  # 2 steps: forgets more
+    (0.333, 0.143)
     """
     out, last, weight = [], 0.0, 0.0
-    for v in values:
-        last = smooth * last + (1 - smooth) * v
-        weight = smooth * weight + (1 - smooth)
+    for i, v in enumerate(values):
+        decay = smooth ** (steps[i] - steps[i - 1]) if steps is not None and i > 0 else smooth
+        last = decay * last + (1 - decay) * v
+        weight = decay * weight + (1 - decay)
         out.append(last / weight if weight else v)
     return out
+
+
+def smoothed(rows: list[dict], key: str, smooth: float) -> list[float]:
+    """`key` over a stage's rows, smoothed per training step."""
+    steps, values = series(rows, key)
+    return ema(values, smooth, steps)
 
 
 def reward_names(runs: list[Run]) -> list[str]:
@@ -160,14 +174,14 @@ def stage_stats(rows: list[dict], metric: str, smooth: float) -> dict:
     out = {"steps": max((r["step"] for r in rows), default=0)}
     key = metric_key(rows, metric)
     if key is not None:
-        smoothed = ema(series(rows, key)[1], smooth)
+        values = smoothed(rows, key, smooth)
         lower = "loss" in metric or metric == "kl"
-        out.update(start=smoothed[0], final=smoothed[-1], best=min(smoothed) if lower else max(smoothed),
-                   change=smoothed[-1] - smoothed[0])
+        out.update(start=values[0], final=values[-1], best=min(values) if lower else max(values),
+                   change=values[-1] - values[0])
     for name in ("kl", "length"):
         key = metric_key(rows, name)
         if key is not None:
-            out[name] = ema(series(rows, key)[1], smooth)[-1]
+            out[name] = smoothed(rows, key, smooth)[-1]
     return out
 
 
@@ -241,7 +255,7 @@ def plot(runs: list[Run], metric: str, smooth: float, x: str, out: Path) -> list
                         {"stage", "step", "time", "samples"})
         raise RlftError(f"no run has logged {metric!r} yet; metrics logged: {', '.join(logged) or 'none'}. "
                         "Pick one with --metric")
-    fig.suptitle(f"{metric}  (faint: raw, bold: EMA smoothing {smooth})", fontsize=12)
+    fig.suptitle(f"{metric}  (faint: raw, bold: EMA smoothing {smooth} per step)", fontsize=12)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
@@ -253,14 +267,15 @@ def _plot_run(ax, run: Run, metric: str, smooth: float, x: str, color: str) -> i
     with_metric = [s for s in run.stages if metric_key(run.rows.get(s, []), metric)]
     offset, styles = 0.0, ("-", "--", ":", "-.")
     for j, stage in enumerate(with_metric):
-        xs, ys = series(run.rows[stage], metric_key(run.rows[stage], metric), x)
-        xs = [v + offset for v in xs]
+        key = metric_key(run.rows[stage], metric)
+        xs, ys = series(run.rows[stage], key, x)
+        xs, line = [v + offset for v in xs], smoothed(run.rows[stage], key, smooth)
         label = run.label + (f" / {stage}" if len(with_metric) > 1 else "")
         label += "" if run.complete.get(stage) else " (in progress)"
         ax.plot(xs, ys, color=color, alpha=0.25, linewidth=1)
-        ax.plot(xs, ema(ys, smooth), color=color, linewidth=2.2, linestyle=styles[j % len(styles)], label=label)
+        ax.plot(xs, line, color=color, linewidth=2.2, linestyle=styles[j % len(styles)], label=label)
         if not run.complete.get(stage):
-            ax.plot(xs[-1:], ema(ys, smooth)[-1:], marker="o", color=color)
+            ax.plot(xs[-1:], line[-1:], marker="o", color=color)
         offset = xs[-1]
     return len(with_metric)
 
@@ -273,7 +288,7 @@ def print_report(runs: list[Run], metric: str, smooth: float, out: Path | None, 
     console = Console(soft_wrap=True)  # long paths stay on one line; tables still fit the terminal
     if not console.is_terminal:  # a log file or a pipe: no terminal width to fit, so don't squeeze to rich's 80
         console = Console(soft_wrap=True, width=120)
-    table = Table(title=f"{metric} per run and stage (smoothed: EMA {smooth}; KL and length: final)",
+    table = Table(title=f"{metric} per run and stage (smoothed: EMA {smooth} per step; KL and length: final)",
                   box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("run", "stage", "steps", "start", "final", "best", "change", "KL", "length"):
         text = column in ("run", "stage")
