@@ -5,7 +5,8 @@
 Prints tokens/s (training only, from each trainer's own `num_tokens` / `train_runtime`) for
   rlft         `rlft run recipes/sft_only.yaml` (rlft's CPU defaults: fp32, no gradient checkpointing)
   trl-same     a plain SFTTrainer script with the same model, data, LoRA and the same resolved arguments
-  trl-defaults the same plain script with TRL's own defaults (bf16=True, gradient_checkpointing=True)
+  trl-defaults the same plain script with TRL's own defaults (bf16=True, gradient_checkpointing=True; plus
+               use_cpu=True, without which those defaults refuse to start on a CPU-only machine)
 and the ratios rlft / trl-same (overhead; target >= 0.98) and rlft / trl-defaults (what the defaults buy).
 rlft and trl-same alternate `--repeats` times so drift on a shared machine hits both alike.
 Each measurement runs in its own process.
@@ -43,7 +44,11 @@ def plain_trl(steps: int, trl_defaults: bool) -> dict:
                     remove_columns=["messages"])
     args = {**stage["args"], "max_steps": steps, "save_strategy": "no", "report_to": "none", "seed": recipe["seed"],
             "logging_steps": 1}
-    if not trl_defaults:  # the values rlft resolves on a CPU
+    if trl_defaults:
+        # TRL's defaults (bf16=True, gradient_checkpointing=True) refuse to start on a machine without a GPU
+        # ("Your setup doesn't support bf16/gpu"); use_cpu=True is the least a user must add to run them.
+        args.update(use_cpu=True)
+    else:  # the values rlft resolves on a CPU
         args.update(bf16=False, fp16=False, gradient_checkpointing=False)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="float32")
