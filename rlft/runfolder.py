@@ -133,7 +133,7 @@ def samples_seen(args, step: int) -> int:
 
 
 SAMPLES_EVERY = 10  # samples.jsonl: completions of the batch scored at step 1, every 10th step and the last step
-SAMPLES_KEEP = 4  # ... at most this many of that batch
+SAMPLES_KEEP = 4  # ... this many of that batch, spread over it (GRPO's k completions of a prompt are adjacent)
 
 
 class SamplesCallback(TrainerCallback):
@@ -165,8 +165,9 @@ class SamplesCallback(TrainerCallback):
     def _write(self, state) -> None:
         if self.batch is None or not state.is_world_process_zero:
             return
-        b, rows = self.batch, []
-        for i in range(min(self.keep, len(b["completions"]))):
+        b, rows, n = self.batch, [], len(self.batch["completions"])
+        keep = min(self.keep, n)
+        for i in (j * n // keep for j in range(keep)):  # spread over the batch: one per prompt group, not one group
             rows.append({"stage": self.stage, "step": state.global_step, "prompt": _text(b["prompts"][i]),
                          "completion": _text(b["completions"][i]),
                          "rewards": {name: values[i] for name, values in b["rewards"].items()}})
