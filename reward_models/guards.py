@@ -198,23 +198,20 @@ def stuffing_factor(marker_share: float, max_marker_share: float = MAX_MARKER_SH
 GUARD_OPTIONS = {"guards", "target_words", "ngram", "relevance_floor", "max_marker_share"}
 
 
-def apply_guards(scores: list[float], replies: list[str], relevances: list[float], marker_shares: list[float],
-                 options: dict, reward: str) -> list[float]:
-    """``scores`` times every guard, for a reward that takes ``GUARD_OPTIONS`` as keywords.
+def apply_guards(scores: list[float], replies: list[str], relevances: list[float], marker_shares: list[float], *,
+                 target_words: int | None, ngram: int, relevance_floor: float, max_marker_share: float,
+                 log_metric=None, reward: str = "politeness") -> list[float]:
+    """``scores`` times every guard (the options are those of ``politeness``).
 
     Logs the mean of each guard through TRL's ``log_metric`` when it is given, so a run shows which
     guard is biting (a rising policy score with a falling guard is reward hacking caught in the act).
     """
-    check_options(options, len(replies), GUARD_OPTIONS, reward)
-    if not options.get("guards", True):
-        return list(scores)
     factors = {
-        "repetition": [repetition_factor(r, options.get("ngram", NGRAM)) for r in replies],
-        "length": [length_factor(r, options.get("target_words", TARGET_WORDS)) for r in replies],
-        "relevance": [relevance_factor(v, options.get("relevance_floor", RELEVANCE_FLOOR)) for v in relevances],
-        "stuffing": [stuffing_factor(s, options.get("max_marker_share", MAX_MARKER_SHARE)) for s in marker_shares],
+        "repetition": [repetition_factor(r, ngram) for r in replies],
+        "length": [length_factor(r, target_words) for r in replies],
+        "relevance": [relevance_factor(v, relevance_floor) for v in relevances],
+        "stuffing": [stuffing_factor(s, max_marker_share) for s in marker_shares],
     }
-    log_metric = options.get("log_metric")
     if callable(log_metric) and replies:
         for name, values in factors.items():
             log_metric(f"{reward}/guard_{name}", sum(values) / len(values))

