@@ -45,12 +45,13 @@ def run(stage: dict, ctx: common.StageContext) -> dict:
     tokenizer = models.load_tokenizer(ctx.model_source, ctx.trust_remote_code)
     train, evaluation, _ = data.load(stage["data"], ctx.recipe_dir, FORMATS, ctx.seed)
     reward_funcs = rewards.build(stage, ctx)
-    model = models.load_causal_lm(ctx.model_source, ctx.dtype, stage["quantization"], ctx.trust_remote_code)
     args_stage = {**stage, "args": {**stage["args"], "reward_weights": rewards.weights(stage)}}
+    args = common.trainer_args(GRPOConfig, args_stage, ctx)  # before the model: ZeRO-3 then loads it sharded
+    model = models.load_causal_lm(ctx.model_source, ctx.dtype, stage["quantization"], ctx.trust_remote_code)
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=reward_funcs,
-        args=common.trainer_args(GRPOConfig, args_stage, ctx),
+        args=args,
         train_dataset=train,
         eval_dataset=evaluation,
         processing_class=tokenizer,
