@@ -358,4 +358,6 @@ def _fmt(v, digits: int = 3, sign: bool = False, fixed: int | None = None) -> st
 
 def _short(v, width: int = 40) -> str:
     text = v if isinstance(v, str) else json.dumps(v, default=str)
-    return text if len(text) <= width else text[: width - 3] + "..."
+    if len(text) <= width:
+        return text
+    return "..." + text[3 - width:] if "/" in text else text[: width - 3] + "..."  # a path's end says the most
