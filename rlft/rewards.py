@@ -17,7 +17,7 @@ A stage lists its rewards:
 
 How rlft differs from handing the functions to TRL yourself:
   1. Every call is checked: a wrong number of values, a non-number, NaN/inf or an exception stops the run with an
-     `RlftError` naming the reward, the sample and the value (TRL would turn NaN into a silent zero advantage).
+     `RlftError` naming the reward, the sample and the value (TRL sums a NaN away as 0 with `nansum`).
      `nan_as_none: true` on a reward makes NaN mean None instead.
   2. A reward model is called through the same contract (`ModelReward`), so it is checked, named `rm_<stage>` in the
      logs and usable for ranking DPO pairs; TRL scores it the same way (chat template over prompt + completion, the
@@ -151,12 +151,13 @@ def signature_problem(fn, receives: set[str], kwargs: dict) -> str | None:
 
 
 # --- recipe checks ---------------------------------------------------------------------------------------------------
-def check(ctx, stage: dict, path: str, columns: list[str] | None, required: bool = True) -> None:
-    """Validate a stage's `rewards:` (import, call signature against the columns it will receive, weights, models)."""
+def check(ctx, stage: dict, path: str, columns: list[str] | None) -> None:
+    """Validate a stage's `rewards:` (import, call signature against the columns it will receive, weights, models).
+
+    `columns` are the data columns the rewards will receive (None when the data itself has a problem)."""
     entries = stage.get("rewards")
     if entries is None:
-        if required:
-            ctx.add(f"{path}.rewards", "missing; e.g. rewards: [{fn: reward_models.politeness:politeness}]")
+        ctx.add(f"{path}.rewards", "missing; e.g. rewards: [{fn: reward_models.politeness:politeness}]")
         return
     if not entries:
         ctx.add(f"{path}.rewards", "is empty; list at least one reward")
@@ -325,7 +326,7 @@ class CheckedReward:
         self.__name__ = name  # what TRL logs: rewards/<name>/mean
         self.nan_as_none = nan_as_none
         self.calls, self.seconds = 0, 0.0
-        self.recent: list[float] = []  # values since the last log, for trainers that do not log per-reward means
+        self.recent: list[float] | None = None  # values since the last log, kept once `log_callback` asks for them
 
     def __call__(self, prompts, completions, **kwargs):
         started = time.perf_counter()
@@ -340,7 +341,8 @@ class CheckedReward:
         self.seconds += time.perf_counter() - started
         self.calls += 1
         out = self._checked(values, completions)
-        self.recent.extend(v for v in out if v is not None)
+        if self.recent is not None:
+            self.recent.extend(v for v in out if v is not None)
         if self.recorder is not None:
             self.recorder.record(self.__name__, prompts, completions, out)
         return out
@@ -460,7 +462,7 @@ def recent_means(rewards: list) -> dict:
     """`rewards/<name>/mean` and `/std` over the values since the last call (for trainers that do not log them)."""
     logs = {}
     for r in rewards:
-        if r.recent:
+        if r.recent:  # None (not collecting) or empty: nothing to log
             mean = sum(r.recent) / len(r.recent)
             logs[f"rewards/{r.__name__}/mean"] = mean
             logs[f"rewards/{r.__name__}/std"] = (sum((v - mean) ** 2 for v in r.recent) / len(r.recent)) ** 0.5
@@ -471,6 +473,9 @@ def recent_means(rewards: list) -> dict:
 def log_callback(rewards: list):
     """A TrainerCallback that adds `recent_means` to every log, before metrics.jsonl is written."""
     from transformers import TrainerCallback
+
+    for reward in rewards:
+        reward.recent = []
 
     class RewardMeans(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):

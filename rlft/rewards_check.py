@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from rlft.errors import RlftError
 from rlft.rewards import build, call_all, entries, sample, weighted
@@ -43,15 +44,10 @@ def preflight(recipe_path: str, overrides: list[str] = (), n: int = 16, k: int |
             rows = rows.select(range(min(n, len(rows))))
             group = k or _group_size(stage)
             prompts, completions, columns = _sample_for(stage, rows, source, group, recipe)
-        ctx = _Ctx(recipe_dir, outputs, models.pick_dtype(recipe["dtype"]))
+        ctx = SimpleNamespace(recipe_dir=recipe_dir, outputs=outputs, dtype=models.pick_dtype(recipe["dtype"]))
         failed += _report(stage, ctx, prompts, completions, columns, group, note)
     if failed:
         raise RlftError(f"{len(failed)} reward(s) failed: {', '.join(failed)}; see the table above")
-
-
-class _Ctx:
-    def __init__(self, recipe_dir, outputs, dtype):
-        self.recipe_dir, self.outputs, self.dtype = recipe_dir, outputs, dtype
 
 
 def _starting_policy(recipe: dict, stage: dict, recipe_dir: Path, output_dir: str | None):

@@ -14,6 +14,8 @@ from conftest import prompt_rows, write_jsonl, write_recipe
 from rlft import cli, rewards
 from rlft.errors import RlftError
 
+ROOT = Path(__file__).resolve().parent.parent
+
 REWARDS_PY = '''
 def length(prompts, completions, **kwargs):
     return [len(c[-1]["content"] if isinstance(c, list) else c) / 100 for c in completions]
@@ -83,8 +85,10 @@ def exits_with(argv: list[str], capsys) -> str:
 
 
 # --- the contract on plain strings ----------------------------------------------------------------------------------
-def test_doctests():
+def test_doctests_of_the_contract_and_the_worked_example():
     assert doctest.testmod(rewards).failed == 0
+    example = rewards.load_function("my_rewards.py:brevity", ROOT / "recipes")  # recipes/my_rewards.py
+    assert doctest.testmod(__import__(example.__module__)).failed == 0
 
 
 @pytest.mark.parametrize("returned, message", [

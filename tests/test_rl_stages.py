@@ -130,7 +130,7 @@ def per_token_logps(model, ids, mask, completion_ids) -> torch.Tensor:
 
 
 def test_dpo_on_preferences_after_lora_sft_reference_is_the_sft_policy(folder, tiny_model_dir, monkeypatch):
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOTrainer
 
     trainers = []
@@ -141,14 +141,19 @@ def test_dpo_on_preferences_after_lora_sft_reference_is_the_sft_policy(folder, t
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(DPOTrainer, "train", keep)
-    root = run(recipe(folder, tiny_model_dir, SFT_LORA + """
+    sft_with_token = SFT_LORA.replace("    args:", "    special_tokens: ['<|polite|>']\n    args:")
+    root = run(recipe(folder, tiny_model_dir, sft_with_token + """
   - name: dpo
     type: dpo
     data: {train: prefs.jsonl}
     args: {max_steps: 2, per_device_train_batch_size: 2, learning_rate: 1.0e-2, max_length: 128}
 """), output_dir=str(folder / "run"))
-    merged = root / "stages" / "00_sft" / "merged"
-    assert changed(merged, root / "stages" / "01_dpo") > 5
+    merged, dpo = root / "stages" / "00_sft" / "merged", root / "stages" / "01_dpo"
+    assert changed(merged, dpo) > 5
+    # tokenizer, chat template and the SFT stage's new token carry over
+    tokenizer = AutoTokenizer.from_pretrained(dpo)
+    assert tokenizer.convert_tokens_to_ids("<|polite|>") == len(AutoTokenizer.from_pretrained(tiny_model_dir))
+    assert tokenizer.chat_template == AutoTokenizer.from_pretrained(tiny_model_dir).chat_template
     trainer = trainers[0]
     batch = next(iter(trainer.get_train_dataloader()))
     ref_chosen, ref_rejected = trainer.compute_ref_log_probs(trainer.ref_model, batch)
@@ -171,14 +176,14 @@ def test_dpo_on_policy_pairs_ranked_by_rewards(folder, tiny_model_dir):
     type: dpo
     data: {train: prompts.jsonl}
     rewards: [{fn: my_rewards.py:length}]
-    pairs: {k: 3, max_new_tokens: 8}
+    pairs: {k: 3, max_new_tokens: 8, max_prompts: 4}
     lora: {r: 4, lora_alpha: 8, target_modules: all-linear}
     args: {max_steps: 2, per_device_train_batch_size: 2, learning_rate: 1.0e-2, max_length: 128}
 """), output_dir=str(folder / "run"))
     stage = root / "stages" / "00_dpo"
     assert lora_b_norm(stage) > 0
     pairs = [json.loads(line) for line in (stage / "pairs.jsonl").read_text().splitlines()]
-    assert pairs and all(p["margin"] > 0 and p["chosen_score"] > p["rejected_score"] for p in pairs)
+    assert 0 < len(pairs) <= 4 and all(p["margin"] > 0 and p["chosen_score"] > p["rejected_score"] for p in pairs)
     assert all(p["chosen_score"] == pytest.approx(len(p["chosen"][0]["content"]) / 100) for p in pairs)
     logged = metrics(root, "dpo")[0]
     assert logged["pairs/kept"] == len(pairs) and "rewards/length/mean" in logged

@@ -38,6 +38,7 @@ PAIRS_KEYS = {
     "max_new_tokens": (int, 128, "length limit of a sampled completion"),
     "temperature": (float, 1.0, "sampling temperature; higher = more diverse candidates"),
     "batch_size": (int, 8, "prompts per generate call"),
+    "max_prompts": (int, None, "use at most this many prompts (a seeded shuffle of the data); default: all"),
 }
 
 
@@ -54,6 +55,9 @@ def check(stage: dict, path: str, ctx) -> None:
         pairs = ctx.checker.mapping(stage.get("pairs") or {}, PAIRS_KEYS, f"{path}.pairs")
         if isinstance(pairs.get("k"), int) and pairs["k"] < 2:
             ctx.add(f"{path}.pairs.k", f"{pairs['k']}: a pair needs at least 2 samples per prompt")
+        for key in ("max_new_tokens", "batch_size", "max_prompts"):
+            if isinstance(pairs.get(key), int) and pairs[key] < 1:
+                ctx.add(f"{path}.pairs.{key}", f"{pairs[key]} must be at least 1")
     elif stage.get("pairs") is not None:
         ctx.add(f"{path}.pairs", "only used to make pairs from rewards; add rewards: or remove pairs:")
     rewards.check_init_from(ctx, stage, path)
@@ -67,6 +71,9 @@ def run(stage: dict, ctx: common.StageContext) -> dict:
     stats = {}
     if stage["rewards"] is not None:
         prompts, _, _ = data.load(stage["data"], ctx.recipe_dir, ("prompt",), ctx.seed)
+        limit = (stage["pairs"] or {}).get("max_prompts")
+        if limit and limit < len(prompts):
+            prompts = prompts.shuffle(seed=ctx.seed).select(range(limit))
         train, stats = make_pairs(stage, ctx, model, tokenizer, prompts)
         evaluation = None
     else:
@@ -118,6 +125,10 @@ def _rank(stage: dict, ctx, model, tokenizer, prompts) -> tuple[list[dict], dict
     opts = {k: v for k, (_, v, _) in PAIRS_KEYS.items()} | (stage["pairs"] or {})
     k = opts["k"]
     funcs = rewards.build(stage, ctx)
+    if not getattr(model, "is_quantized", False):  # bitsandbytes places quantized weights itself
+        from accelerate import PartialState
+
+        model.to(PartialState().device)
     torch.manual_seed(ctx.seed)
     groups = rewards.sample(model, tokenizer, prompts["prompt"], k, opts["max_new_tokens"], opts["temperature"],
                             opts["batch_size"])

@@ -1,0 +1,126 @@
+"""GRPO throughput: rlft's reward stage against the same GRPOTrainer call in a plain TRL script, in the same run.
+
+    python benchmarks/grpo_vs_trl.py [--steps 4] [--repeats 3] [--tiny]
+
+Both train the same model (the embedded SmolLM2-135M-Instruct, or with --tiny a 2-layer random Llama) with the
+same LoRA on recipes/data/polite_prompts.jsonl, rewarded by reward_models.politeness:politeness, with the same
+resolved GRPOConfig arguments (rlft's CPU defaults written out for the plain script). Every completion is forced to
+full length (`min_new_tokens`), so both sides generate and train on exactly the same number of tokens.
+
+Throughput is completions per second of training (max_steps x batch / the trainer's own train_runtime: generation,
+scoring and updates; model loading excluded). rlft and plain TRL alternate `--repeats` times, each in its own
+process, so drift on a shared machine hits both alike; the medians give the ratio rlft / plain TRL (target >= 0.98).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "recipes" / "data" / "polite_prompts.jsonl"
+LORA = {"r": 16, "lora_alpha": 32, "target_modules": "all-linear"}
+# The stage's args:, shared by both sides.
+ARGS = {"learning_rate": 1.0e-4, "per_device_train_batch_size": 8, "num_generations": 4, "max_completion_length": 24,
+        "generation_kwargs": {"min_new_tokens": 24}, "temperature": 1.0, "beta": 0.04, "save_strategy": "no"}
+# What rlft adds underneath on a CPU (rlft.stages.common.default_args), written out for the plain script.
+RLFT_DEFAULTS = {"bf16": False, "fp16": False, "gradient_checkpointing": False, "seed": 42, "logging_steps": 1,
+                 "report_to": ["tensorboard"], "save_total_limit": 2}
+
+
+def model_dir(tiny: bool) -> str:
+    from rlft.models import resolve
+
+    base = resolve("smollm2-135m-instruct", ROOT)
+    if not tiny:
+        return base
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    out = Path(tempfile.gettempdir()) / "rlft-bench-tiny-llama"
+    if not (out / "config.json").is_file():
+        tok = AutoTokenizer.from_pretrained(base)
+        config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                             num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
+                             bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+        LlamaForCausalLM(config).save_pretrained(out)
+        tok.save_pretrained(out)
+    return str(out)
+
+
+def plain_trl(steps: int, tiny: bool) -> float:
+    """What a user would write with TRL alone; returns train_runtime."""
+    from datasets import load_dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    from reward_models.politeness import politeness
+
+    source = model_dir(tiny)
+    with tempfile.TemporaryDirectory() as out:
+        args = GRPOConfig(output_dir=out, max_steps=steps, reward_weights=[1.0], **RLFT_DEFAULTS, **ARGS)
+        trainer = GRPOTrainer(
+            model=AutoModelForCausalLM.from_pretrained(source, dtype="float32"),
+            reward_funcs=[politeness],
+            args=args,
+            train_dataset=load_dataset("json", data_files=str(DATA), split="train"),
+            processing_class=AutoTokenizer.from_pretrained(source),
+            peft_config=LoraConfig(task_type="CAUSAL_LM", **LORA),
+        )
+        return trainer.train().metrics["train_runtime"]
+
+
+def rlft_run(steps: int, tiny: bool) -> float:
+    import yaml
+
+    with tempfile.TemporaryDirectory() as out:
+        recipe = {"name": "bench", "model": model_dir(tiny), "seed": RLFT_DEFAULTS["seed"], "stages": [{
+            "name": "grpo", "type": "grpo", "data": {"train": str(DATA)},
+            "rewards": [{"fn": "reward_models.politeness:politeness"}],
+            "lora": LORA, "args": {**ARGS, "max_steps": steps}}]}
+        path = Path(out) / "recipe.yaml"
+        path.write_text(yaml.safe_dump(recipe))
+        cmd = [sys.executable, "-m", "rlft.cli", "run", str(path), "--output-dir", str(Path(out) / "run")]
+        subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
+        done = json.loads((Path(out) / "run" / "stages" / "00_grpo" / "stage_complete.json").read_text())
+    return done["metrics"]["train_runtime"]
+
+
+def measure(kind: str, steps: int, tiny: bool) -> float:
+    if kind == "rlft":
+        seconds = rlft_run(steps, tiny)
+    else:
+        cmd = [sys.executable, __file__, "--_child", "--steps", str(steps)] + (["--tiny"] if tiny else [])
+        seconds = float(subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout.split()[-1])
+    completions = steps * ARGS["per_device_train_batch_size"]
+    rate = completions / seconds
+    print(f"  {kind:10s} {completions:4d} completions in {seconds:7.1f} s = {rate:6.3f} completions/s", flush=True)
+    return rate
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--tiny", action="store_true", help="a 2-layer random Llama instead of the embedded 135M model")
+    p.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    sys.path.insert(0, str(ROOT))
+    if args._child:
+        print(plain_trl(args.steps, args.tiny))
+        return
+    rates = {"rlft": [], "plain TRL": []}
+    for _ in range(args.repeats):
+        for kind in rates:
+            rates[kind].append(measure(kind, args.steps, args.tiny))
+    ratio = statistics.median(rates["rlft"]) / statistics.median(rates["plain TRL"])
+    print(f"rlft / plain TRL (same GRPOConfig, model, data, reward): {ratio:.3f}   (target >= 0.98)")
+
+
+if __name__ == "__main__":
+    main()
