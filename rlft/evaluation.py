@@ -143,6 +143,7 @@ def evaluate(root: Path, recipe: dict, recipe_dir: Path) -> Path:
     from rlft import rewards
 
     root, block = Path(root), recipe["eval"]
+    (root / "eval" / DONE).unlink(missing_ok=True)  # eval/ is being replaced: after_run's "up to date" no longer holds
     ds = load_prompts(block, recipe_dir)
     prompts = list(ds["prompt"])
     columns = {c: list(ds[c]) for c in ds.column_names if c != "prompt"}

@@ -130,6 +130,7 @@ def test_rerun_skips_eval_and_rlft_eval_reruns_it(evaluated, capsys):
     evaluate_folder(root, limit=2)
     summary = json.loads((root / "eval" / "summary.json").read_text())
     assert summary["n_prompts"] == 2 and list(summary["models"]) == ["base", "sft", "rl"]
+    assert not (root / "eval" / "eval_complete.json").exists()  # the next `rlft run` evaluates again
 
 
 def test_rlft_eval_errors(tmp_path, evaluated):
