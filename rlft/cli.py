@@ -95,8 +95,20 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse(argv: list[str] | None = None):
+    """The parsed command line; `key=value` overrides may come before or after the options."""
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    # argparse stops filling `overrides` at the first option: `rlft run R --fresh seed=1` leaves seed=1 over
+    if extra and hasattr(args, "overrides") and not any(e.startswith("-") or "=" not in e for e in extra):
+        args.overrides += extra
+    elif extra:
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> None:
-    args = parser().parse_args(argv)
+    args = parse(argv)
     with user_errors():
         if args.command == "run":
             from rlft.run import run

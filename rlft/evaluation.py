@@ -36,7 +36,7 @@ EVAL_KEYS = {
     "max_new_tokens": (int, 96, "length limit of each answer"),
     "eval_rewards": (list, [], "rewards scored in evaluation only, written like a stage's rewards:"),
     "limit": (int, None, "evaluate only the first N prompts (default: all)"),
-    "batch_size": (int, 8, "prompts per generate call"),
+    "batch_size": (int, 32, "prompts per generate call (generation is overhead-bound on CPU: big batches pay)"),
     "samples": (int, 4, "prompts shown side by side in report.md"),
 }
 FORMATS = ("prompt",)

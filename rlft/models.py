@@ -130,12 +130,16 @@ def pick_dtype(name: str = "auto") -> torch.dtype:
 def precision_args(dtype: torch.dtype) -> dict:
     """TrainingArguments precision/memory defaults that fit the hardware (TRL defaults to bf16 + checkpointing)."""
     on_gpu = torch.cuda.is_available()
-    return {
+    args = {
         "bf16": dtype == torch.bfloat16,
         "fp16": dtype == torch.float16,
         # Checkpointing buys memory with ~20-30% more compute; on CPU memory is rarely the limit.
         "gradient_checkpointing": on_gpu,
     }
+    mps = getattr(torch.backends, "mps", None)
+    if dtype != torch.float32 and not on_gpu and not (mps and mps.is_available()):
+        args["use_cpu"] = True  # else TrainingArguments refuses bf16/fp16 without a GPU (slow on CPU, but asked for)
+    return args
 
 
 def load_tokenizer(source: str, trust_remote_code: bool = False):

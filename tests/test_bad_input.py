@@ -139,6 +139,16 @@ def test_override_applies(workdir, tiny_model_dir, capsys):
     assert recipe["stages"][0]["lora"]["r"] == 8
 
 
+def test_overrides_before_and_after_options(capsys):
+    from rlft.cli import parse
+
+    args = parse(["run", "r.yaml", "seed=1", "--fresh", "--output-dir", "out", "stages.sft.args.max_steps=2"])
+    assert args.overrides == ["seed=1", "stages.sft.args.max_steps=2"] and args.fresh and args.output_dir == "out"
+    with pytest.raises(SystemExit) as stop:
+        parse(["run", "r.yaml", "--fresh", "stray"])
+    assert stop.value.code == 2 and "unrecognized arguments: stray" in capsys.readouterr().err
+
+
 def test_chat_on_a_folder_that_is_not_a_run(tmp_path, capsys):
     code, output = run_cli(["chat", str(tmp_path), "--prompt", "hi"], capsys)
     assert code == EXIT_USER_ERROR and "not a finished run or stage folder" in output

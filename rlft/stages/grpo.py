@@ -14,61 +14,17 @@ from __future__ import annotations
 
 from trl import GRPOConfig, GRPOTrainer
 
-from rlft import data, models, rewards
-from rlft.stages import common
+from rlft.stages import common, online
 
 ARGS_CLASS = GRPOConfig
-FORMATS = ("prompt",)
-STAGE_KEYS = {
-    "data": (dict, None, "prompts: {train: prompts.jsonl}; other columns reach the rewards as keyword arguments"),
-    "rewards": rewards.REWARDS_KEY,
-    "lora": common.LORA_KEY,
-    "quantization": common.QUANT_KEY,
-}
+FORMATS = online.FORMATS
+STAGE_KEYS = online.STAGE_KEYS
 
 
 def check(stage: dict, path: str, ctx):
     """Collect the stage's problems; returns the GRPOConfig it builds (None if `args:` has a problem)."""
-    columns = None
-    if stage.get("data") is None:
-        ctx.add(f"{path}.data", "missing; e.g. data: {train: data/prompts.jsonl}")
-    else:
-        data.check(ctx, stage["data"], f"{path}.data", FORMATS)
-        columns = rewards.data_columns(ctx, stage["data"], FORMATS)
-    rewards.check(ctx, stage, path, columns)
-    rewards.check_init_from(ctx, stage, path)
-    common.check_lora(ctx, stage, path)
-    return common.check_args(ctx, GRPOConfig, stage, path)
+    return online.check(stage, path, ctx, GRPOConfig)
 
 
 def run(stage: dict, ctx: common.StageContext) -> dict:
-    tokenizer = models.load_tokenizer(ctx.model_source, ctx.trust_remote_code)
-    train, evaluation, _ = data.load(stage["data"], ctx.recipe_dir, FORMATS, ctx.seed)
-    reward_funcs = rewards.build(stage, ctx)
-    args_stage = {**stage, "args": {**stage["args"], "reward_weights": rewards.weights(stage)}}
-    args = common.trainer_args(GRPOConfig, args_stage, ctx)  # before the model: ZeRO-3 then loads it sharded
-    model = models.load_causal_lm(ctx.model_source, ctx.dtype, stage["quantization"], ctx.trust_remote_code)
-    trainer = GRPOTrainer(
-        model=model,
-        reward_funcs=reward_funcs,
-        args=args,
-        train_dataset=train,
-        eval_dataset=evaluation,
-        processing_class=tokenizer,
-        peft_config=common.lora_config(stage, []),
-        callbacks=ctx.callbacks,
-    )
-    if ctx.dry_run:
-        return {"train_rows": len(train), "rewards": ", ".join(r.__name__ for r in reward_funcs)}
-    metrics = common.train(trainer, ctx)
-    metrics.update(_last_reward_means(trainer))
-    common.save_stage(trainer, tokenizer, ctx, {"rewards": rewards.entries(stage)})
-    return metrics
-
-
-def _last_reward_means(trainer) -> dict:
-    """The last logged mean of each reward, for the run summary."""
-    last = {}
-    for log in trainer.state.log_history:
-        last.update({k: v for k, v in log.items() if (k.startswith("rewards/") and k.endswith("/mean")) or k == "reward"})
-    return last
+    return online.run(stage, ctx, GRPOConfig, GRPOTrainer)

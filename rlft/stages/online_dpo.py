@@ -16,16 +16,10 @@ How it differs from calling `OnlineDPOTrainer` yourself:
 
 from __future__ import annotations
 
-from rlft import data, models, rewards
-from rlft.stages import common
+from rlft.stages import common, online
 
-FORMATS = ("prompt",)
-STAGE_KEYS = {
-    "data": (dict, None, "prompts: {train: prompts.jsonl}; other columns reach the rewards as keyword arguments"),
-    "rewards": rewards.REWARDS_KEY,
-    "lora": common.LORA_KEY,
-    "quantization": common.QUANT_KEY,
-}
+FORMATS = online.FORMATS
+STAGE_KEYS = online.STAGE_KEYS
 
 
 def _trl():
@@ -35,37 +29,8 @@ def _trl():
 
 
 def check(stage: dict, path: str, ctx) -> None:
-    columns = None
-    if stage.get("data") is None:
-        ctx.add(f"{path}.data", "missing; e.g. data: {train: data/prompts.jsonl}")
-    else:
-        data.check(ctx, stage["data"], f"{path}.data", FORMATS)
-        columns = rewards.data_columns(ctx, stage["data"], FORMATS)
-    rewards.check(ctx, stage, path, columns)
-    rewards.check_init_from(ctx, stage, path)
-    common.check_lora(ctx, stage, path)
-    common.check_args(ctx, _trl()[0], stage, path)
+    online.check(stage, path, ctx, _trl()[0])
 
 
 def run(stage: dict, ctx: common.StageContext) -> dict:
-    config_class, trainer_class = _trl()
-    tokenizer = models.load_tokenizer(ctx.model_source, ctx.trust_remote_code)
-    train, evaluation, _ = data.load(stage["data"], ctx.recipe_dir, FORMATS, ctx.seed)
-    reward_funcs = rewards.build(stage, ctx)
-    model = models.load_causal_lm(ctx.model_source, ctx.dtype, stage["quantization"], ctx.trust_remote_code)
-    args_stage = {**stage, "args": {**stage["args"], "reward_weights": rewards.weights(stage)}}
-    trainer = trainer_class(
-        model=model,
-        reward_funcs=reward_funcs,
-        args=common.trainer_args(config_class, args_stage, ctx),
-        train_dataset=train,
-        eval_dataset=evaluation,
-        processing_class=tokenizer,
-        peft_config=common.lora_config(stage, []),
-        callbacks=[rewards.log_callback(reward_funcs), *ctx.callbacks],  # per-reward means before metrics.jsonl
-    )
-    if ctx.dry_run:
-        return {"train_rows": len(train), "rewards": ", ".join(r.__name__ for r in reward_funcs)}
-    metrics = common.train(trainer, ctx)
-    common.save_stage(trainer, tokenizer, ctx, {"rewards": rewards.entries(stage)})
-    return metrics
+    return online.run(stage, ctx, *_trl(), log_reward_means=True)  # TRL's online DPO logs only the summed score

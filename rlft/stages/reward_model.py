@@ -38,13 +38,14 @@ def run(stage: dict, ctx: common.StageContext) -> dict:
 
     tokenizer = models.load_tokenizer(ctx.model_source, ctx.trust_remote_code)
     train, evaluation, _ = data.load(stage["data"], ctx.recipe_dir, FORMATS, ctx.seed)
+    args = common.trainer_args(RewardConfig, stage, ctx)  # before the model: ZeRO-3 then loads it sharded
     set_seed(ctx.seed)  # the score head is initialised at random
     model = AutoModelForSequenceClassification.from_pretrained(
         ctx.model_source, num_labels=1, dtype=ctx.dtype, trust_remote_code=ctx.trust_remote_code)
     model.config.pad_token_id = tokenizer.pad_token_id
     trainer = RewardTrainer(
         model=model,
-        args=common.trainer_args(RewardConfig, stage, ctx),
+        args=args,
         train_dataset=train,
         eval_dataset=evaluation,
         processing_class=tokenizer,

@@ -6,7 +6,7 @@
 
 Each case is a real `accelerate launch --config_file configs/<profile>.yaml --num_processes 1 rlft/run.py` of a short
 SFT stage on a tiny random Llama (tokenizer trained here: nothing is downloaded), with LoRA or QLoRA (NF4; ZeRO-3 and
-FSDP with bnb_4bit_quant_storage: bfloat16). `zero3:lora+grpo` chains SFT -> GRPO, so the LoRA merge and generation
+FSDP with bnb_4bit_quant_storage: bfloat16; single_gpu also 8-bit). `zero3:lora+grpo` chains SFT -> GRPO, so the LoRA merge and generation
 under ZeRO-3 are covered. For each case: did it finish, are the saved LoRA weights trained (ZeRO-3 saving empty
 partitions is a classic failure), the measured peak (torch.cuda.max_memory_allocated) beside `rlft plan`'s estimate.
 Exit status 1 if any case failed. pytest does not collect this folder (pyproject: --ignore=tests/gpu).
@@ -25,7 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-CASES = ["zero2:lora", "zero2:qlora", "zero3:lora", "zero3:qlora", "fsdp:lora", "fsdp:qlora", "zero3:lora+grpo"]
+CASES = ["single_gpu:qlora", "single_gpu:qlora8", "zero2:lora", "zero2:qlora", "zero3:lora", "zero3:qlora", "fsdp:lora",
+         "fsdp:qlora", "zero3:lora+grpo"]
 TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
             "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 WORKER = """
@@ -69,7 +70,9 @@ def make_model(folder: Path) -> Path:
 
 def recipe(folder: Path, model: Path, profile: str, method: str, steps: int) -> Path:
     quant = ""
-    if method.startswith("qlora"):
+    if method == "qlora8":
+        quant = "\n    quantization: {load_in_8bit: true}"
+    elif method.startswith("qlora"):
         storage = ", bnb_4bit_quant_storage: bfloat16" if profile in ("zero3", "fsdp") else ""
         quant = f"\n    quantization: {{load_in_4bit: true{storage}}}"
     lora = "lora: {r: 8, lora_alpha: 16, target_modules: all-linear}"
