@@ -38,6 +38,7 @@ finally:
     if torch.cuda.is_available():
         print("RLFT_PEAK " + json.dumps(torch.cuda.max_memory_allocated()), flush=True)
 """
+CASE_TIMEOUT = 150  # seconds; a tiny model's few steps take 20-40 s, so more is a hang (a kernel build, a stuck rank)
 REWARD = "def length(prompts, completions, **kwargs):\n    return [len(c[-1]['content']) / 50 for c in completions]\n"
 
 
@@ -127,11 +128,11 @@ def run_case(case: str, model: Path, steps: int, work: Path) -> dict:
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ROOT / "configs" / f"{profile}.yaml"),
            "--num_processes", "1", str(worker), str(path), "--output-dir", str(folder / "run")]
     try:
-        proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=CASE_TIMEOUT)
         log = proc.stdout + proc.stderr
         rc = proc.returncode
     except subprocess.TimeoutExpired as e:
-        log, rc = f"timeout after 300 s\n{e.stdout or ''}{e.stderr or ''}", -1
+        log, rc = f"timeout after {CASE_TIMEOUT} s\n{e.stdout or ''}{e.stderr or ''}", -1
     row["seconds"] = time.time() - started
     (folder / "log.txt").write_text(log)
     peaks = [int(line.split()[1]) for line in log.splitlines() if line.startswith("RLFT_PEAK ")]
@@ -187,6 +188,9 @@ def main() -> None:
         rows = []
         for case in cases:
             rows.append(run_case(case, model, args.steps, work))
+            if out is not None:  # row by row: what finished comes back even if the machine's time runs out
+                with open(out / "gpu_profiles.jsonl", "a") as f:
+                    f.write(json.dumps(rows[-1]) + "\n")
             print(f"{case}: {'ok' if rows[-1]['ok'] else 'FAIL ' + rows[-1]['note']} ({rows[-1]['seconds']:.0f} s)",
                   flush=True)
             if not rows[-1]["ok"]:
