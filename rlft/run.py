@@ -152,7 +152,32 @@ def distributed_state():
     has_accelerator = torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not has_accelerator:
         os.environ["ACCELERATE_USE_CPU"] = "true"
+    if not has_accelerator:
+        torch.set_num_threads(cpu_threads())
     return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+
+
+def cpu_threads() -> int:
+    """Torch threads for this process on a machine without GPUs.
+
+    `accelerate launch` without a config that says use_cpu exports OMP_NUM_THREADS=1 to the script, so a single
+    process would train on one core and leave the rest idle (half of a 2-core machine, 1/16 of a 16-core one). rlft
+    gives each process its share of the cores instead, unless OMP_NUM_THREADS says something else or RLFT_NUM_THREADS
+    sets the number (`RLFT_NUM_THREADS=1` keeps one thread).
+    """
+    import torch
+
+    wanted = os.environ.get("RLFT_NUM_THREADS", "").strip()
+    if wanted:
+        if not wanted.isdigit() or int(wanted) < 1:
+            raise RlftError(f"RLFT_NUM_THREADS={wanted!r}: expected a whole number of threads >= 1, "
+                            "e.g. RLFT_NUM_THREADS=4")
+        return int(wanted)
+    launched = "ACCELERATE_MIXED_PRECISION" in os.environ  # exported by `accelerate launch`, with OMP_NUM_THREADS
+    if not launched or os.environ.get("OMP_NUM_THREADS") != "1":
+        return torch.get_num_threads()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def free_memory() -> None:

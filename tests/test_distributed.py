@@ -213,3 +213,39 @@ def test_deepspeed_profile_on_cpu_only_machine_is_refused(tmp_path, tiny_model_d
     message = str(e.value)
     assert message.count("launch: DeepSpeed ZeRO under the HF Trainer needs GPUs") == 1  # once, not per stage
     assert "configs/cpu_multi.yaml" in message
+
+
+THREADS_SCRIPT = """
+import sys, torch
+sys.path.insert(0, {root!r})
+from rlft.run import distributed_state
+distributed_state()
+print("THREADS", torch.get_num_threads())
+"""
+
+
+@pytest.mark.slow
+def test_accelerate_launch_on_cpu_uses_every_core(tmp_path):
+    """`accelerate launch` exports OMP_NUM_THREADS=1; rlft gives its single CPU process all the cores back."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CPU-only check")
+    script = tmp_path / "threads.py"
+    script.write_text(THREADS_SCRIPT.format(root=str(Path(__file__).resolve().parent.parent)))
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "RLFT_NUM_THREADS")}
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", str(script)]
+    out = subprocess.run(launch, capture_output=True, text=True, env=env, check=True).stdout
+    assert f"THREADS {len(os.sched_getaffinity(0))}" in out
+    out = subprocess.run(launch, capture_output=True, text=True, env={**env, "RLFT_NUM_THREADS": "1"},
+                         check=True).stdout
+    assert "THREADS 1" in out
+
+
+def test_bad_thread_count_is_a_user_error(monkeypatch):
+    from rlft.errors import RlftError
+    from rlft.run import cpu_threads
+
+    monkeypatch.setenv("RLFT_NUM_THREADS", "many")
+    with pytest.raises(RlftError, match="RLFT_NUM_THREADS='many': expected a whole number"):
+        cpu_threads()
