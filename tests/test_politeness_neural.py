@@ -90,3 +90,17 @@ def test_a_score_does_not_depend_on_the_texts_batched_with_it():
     alone = politeness_neural.score([text])[0]
     batched = politeness_neural.score([p for pair in PAIRS for p in pair] + [text])[-1]
     assert batched == pytest.approx(alone, abs=1e-4)
+
+
+def test_int8_linear_rows_are_independent_and_close_to_float():
+    import torch
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(384, 96)
+    quantized = politeness_neural.Int8Linear(linear)
+    x = torch.randn(4, 7, 384)
+    x[1] *= 50  # a loud neighbour would rescale a per-batch quantizer
+    together = quantized(x)
+    assert torch.equal(together[0], quantized(x[:1])[0])  # exact: per-token scales, int32 sums
+    reference = linear(x).detach()
+    assert torch.nn.functional.cosine_similarity(together, reference, dim=-1).min() > 0.999
