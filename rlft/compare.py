@@ -282,12 +282,11 @@ def _plot_run(ax, run: Run, metric: str, smooth: float, x: str, color: str) -> i
 
 def print_report(runs: list[Run], metric: str, smooth: float, out: Path | None, names: list[str]) -> None:
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(soft_wrap=True)  # long paths stay on one line; tables still fit the terminal
-    if not console.is_terminal:  # a log file or a pipe: no terminal width to fit, so don't squeeze to rich's 80
-        console = Console(soft_wrap=True, width=120)
+    from rlft.report import make_console
+
+    console = make_console(soft_wrap=True)  # long paths stay on one line; tables still fit the terminal
     table = Table(title=f"{metric} per run and stage (smoothed: EMA {smooth} per step; KL and length: final)",
                   box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("run", "stage", "steps", "start", "final", "best", "change", "KL", "length"):

@@ -335,7 +335,7 @@ def report(root: Path, s: dict, results: list[dict], n_samples: int) -> str:
     if "win_rate" in s:
         ref = s["reference"]
         lines += ["", f"## Win rate of the final model ({final}) over {ref}", "",
-                  f"Prompt by prompt, the higher reward wins; a tie counts half. Win rate = (wins + ties/2) / prompts.",
+                  "Prompt by prompt, the higher reward wins; a tie counts half. Win rate = (wins + ties/2) / prompts.",
                   "", f"| reward | {final} wins | ties | {ref} wins | win rate |", "|---|---:|---:|---:|---:|"]
         for n in names:
             w = s["win_rate"][n]
@@ -363,8 +363,9 @@ def _samples(results: list[dict], models: list[str], names: list[str], n: int, l
 
 
 def print_summary(s: dict) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from rlft.report import make_console
 
     table = Table(title=f"eval: {s['n_prompts']} held-out prompts, greedy (mean ± sd)")
     for column in ("model", *s["rewards"], "length", "distinct-2"):
@@ -372,7 +373,7 @@ def print_summary(s: dict) -> None:
     for m, st in s["models"].items():
         table.add_row(m, *(_mean_sd(st["rewards"][n]) for n in s["rewards"]), f"{st['mean_tokens']:.1f}",
                       f"{st['distinct_2']:.3f}")
-    console = Console()
+    console = make_console()
     console.print(table)
     for name, w in (s.get("win_rate") or {}).items():
         if w["rate"] is not None:

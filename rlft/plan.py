@@ -27,7 +27,6 @@ How the estimate is made, and what it leaves out:
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from dataclasses import dataclass, field, replace

@@ -8,8 +8,14 @@ from rich.console import Console
 from rich.table import Table
 
 
+def make_console(width: int = 120, **options) -> Console:
+    """A rich console; piped or captured (a log file, CI), it is `width` wide instead of squeezing tables into 80."""
+    terminal = Console(**options)
+    return terminal if terminal.is_terminal else Console(width=width, **options)
+
+
 def print_summary(root: Path, summaries: list[dict], dry_run: bool = False) -> None:
-    console = Console()
+    console = make_console()
     table = Table(title="rlft dry run: everything built, no step run" if dry_run else f"rlft run {root}")
     for column in ("stage", "type", "time", "steps", "tokens/s", "train loss", "eval loss"):
         table.add_column(column)

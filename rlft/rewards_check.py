@@ -117,8 +117,9 @@ def _read_completions(path: str, n: int):
 
 
 def _report(stage: dict, ctx, prompts, completions, columns, k: int, note: str) -> list[str]:
-    from rich.console import Console
     from rich.table import Table
+
+    from rlft.report import make_console
 
     table = Table(title=f"stage {stage['name']} ({stage['type']}): {len(prompts) // k} prompts x {k} completions, "
                         f"{note}")
@@ -143,9 +144,7 @@ def _report(stage: dict, ctx, prompts, completions, columns, k: int, note: str) 
     if per_reward:
         total = weighted(per_reward, weights_used)
         table.add_row("[bold]total (weighted)[/]", "", *_stats(total, k), "", _flags(total, k))
-    console = Console()
-    if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
-        console = Console(width=160)
+    console = make_console(160)
     console.print(table)
     return failed
 
