@@ -22,7 +22,7 @@ from trl import DPOConfig, DPOTrainer
 
 from rlft import data, models, rewards
 from rlft.errors import RlftError
-from rlft.stages import common
+from rlft.stages import common, online
 
 ARGS_CLASS = DPOConfig
 STAGE_KEYS = {
@@ -44,12 +44,7 @@ PAIRS_KEYS = {
 
 def check(stage: dict, path: str, ctx) -> None:
     formats = ("prompt",) if stage.get("rewards") is not None else ("preference",)
-    columns = None
-    if stage.get("data") is None:
-        ctx.add(f"{path}.data", "missing; e.g. data: {train: data/prefs.jsonl}, or prompts plus rewards:")
-    else:
-        data.check(ctx, stage["data"], f"{path}.data", formats)
-        columns = rewards.data_columns(ctx, stage["data"], formats)
+    columns = online.check_data(stage, path, ctx, formats, "data: {train: data/prefs.jsonl}, or prompts plus rewards:")
     if stage.get("rewards") is not None:
         rewards.check(ctx, stage, path, columns)
         pairs = ctx.checker.mapping(stage.get("pairs") or {}, PAIRS_KEYS, f"{path}.pairs")

@@ -21,16 +21,20 @@ STAGE_KEYS = {
 
 def check(stage: dict, path: str, ctx, config_class):
     """Collect the stage's problems; returns the config it builds (None if `args:` has a problem)."""
-    columns = None
-    if stage.get("data") is None:
-        ctx.add(f"{path}.data", "missing; e.g. data: {train: data/prompts.jsonl}")
-    else:
-        data.check(ctx, stage["data"], f"{path}.data", FORMATS)
-        columns = rewards.data_columns(ctx, stage["data"], FORMATS)
+    columns = check_data(stage, path, ctx, FORMATS, "data: {train: data/prompts.jsonl}")
     rewards.check(ctx, stage, path, columns)
     rewards.check_init_from(ctx, stage, path)
     common.check_lora(ctx, stage, path)
     return common.check_args(ctx, config_class, stage, path)
+
+
+def check_data(stage: dict, path: str, ctx, formats: tuple[str, ...], example: str) -> list[str] | None:
+    """Check the stage's `data:`; returns the columns its rows hand to the rewards (None when unknown)."""
+    if stage.get("data") is None:
+        ctx.add(f"{path}.data", f"missing; e.g. {example}")
+        return None
+    data.check(ctx, stage["data"], f"{path}.data", formats)
+    return rewards.data_columns(ctx, stage["data"], formats)
 
 
 def run(stage: dict, ctx: common.StageContext, config_class, trainer_class, log_reward_means: bool = False) -> dict:
