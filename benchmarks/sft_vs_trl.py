@@ -1,6 +1,6 @@
 """SFT throughput: rlft against a plain TRL script doing the same work, measured in the same run.
 
-    python benchmarks/sft_vs_trl.py [--steps 8] [--repeats 2]
+    python benchmarks/sft_vs_trl.py [--steps 8] [--repeats 4]
 
 Prints tokens/s (training only, from each trainer's own `num_tokens` / `train_runtime`) for
   rlft         `rlft run recipes/sft_only.yaml` (rlft's CPU defaults: fp32, no gradient checkpointing)
@@ -8,7 +8,8 @@ Prints tokens/s (training only, from each trainer's own `num_tokens` / `train_ru
   trl-defaults the same plain script with TRL's own defaults (bf16=True, gradient_checkpointing=True; plus
                use_cpu=True, without which those defaults refuse to start on a CPU-only machine)
 and the ratios rlft / trl-same (overhead; target >= 0.98) and rlft / trl-defaults (what the defaults buy).
-rlft and trl-same alternate `--repeats` times so drift on a shared machine hits both alike.
+After one uncounted warm-up of each, rlft and trl-same alternate `--repeats` times in ABBA order, so a drift on the
+machine hits both alike; the ratio is of the medians.
 Each measurement runs in its own process.
 """
 
@@ -42,14 +43,17 @@ def plain_trl(steps: int, trl_defaults: bool) -> dict:
     data = load_dataset("json", data_files=str(RECIPE.parent / stage["data"]["train"]), split="train")
     data = data.map(lambda r: {"prompt": r["messages"][:-1], "completion": r["messages"][-1:]},
                     remove_columns=["messages"])
-    args = {**stage["args"], "max_steps": steps, "save_strategy": "no", "report_to": "none", "seed": recipe["seed"],
-            "logging_steps": 1}
+    args = {**stage["args"], "max_steps": steps, "save_strategy": "no", "seed": recipe["seed"], "logging_steps": 1}
     if trl_defaults:
         # TRL's defaults (bf16=True, gradient_checkpointing=True) refuse to start on a machine without a GPU
         # ("Your setup doesn't support bf16/gpu"); use_cpu=True is the least a user must add to run them.
-        args.update(use_cpu=True)
-    else:  # the values rlft resolves on a CPU
-        args.update(bf16=False, fp16=False, gradient_checkpointing=False)
+        args.update(use_cpu=True, report_to="none")
+    else:  # every value rlft resolves underneath on a CPU (fp32, no checkpointing, TensorBoard logging ...)
+        import torch
+
+        from rlft.stages.common import default_args
+
+        args = {**default_args(torch.float32, recipe["seed"]), **args}
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="float32")
     with tempfile.TemporaryDirectory() as out:
@@ -85,15 +89,18 @@ def measure(kind: str, steps: int) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=8)
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=4)
     p.add_argument("--_child", choices=["trl-same", "trl-defaults"], help=argparse.SUPPRESS)
     args = p.parse_args()
     if args._child:
         print(json.dumps(plain_trl(args.steps, trl_defaults=args._child == "trl-defaults")))
         return
+    print("warm-up (not counted): page cache, CPU clocks")
+    for kind in ("rlft", "trl-same"):
+        measure(kind, args.steps)
     rates = {"rlft": [], "trl-same": []}
-    for _ in range(args.repeats):
-        for kind in rates:
+    for repeat in range(args.repeats):  # ABBA: a drift over the run hits both sides alike
+        for kind in (("rlft", "trl-same") if repeat % 2 == 0 else ("trl-same", "rlft")):
             rates[kind].append(measure(kind, args.steps))
     defaults = measure("trl-defaults", args.steps)  # same steps: the first step's warm-up weighs on both alike
     rlft, same = statistics.median(rates["rlft"]), statistics.median(rates["trl-same"])
