@@ -8,9 +8,10 @@ For each scorer, on the Stanford Politeness Corpus (Wikipedia requests, CSV defa
 - 10-fold cross-validated ROC-AUC and accuracy on the paper's binary task (top vs bottom quartile of
   ``Normalized Score``), and Spearman rho against ``Normalized Score`` on all rows. Every prediction
   comes from a model fitted without that row; folds are shuffled with a fixed seed.
-- texts per second of ``score()`` over the whole file: the strategy scorer on one core (pure Python),
-  the neural scorer batched, with each of ``--threads`` torch thread counts. Wall clock, plus the
-  CPU seconds used and the load average, since the machine may be shared (a second thread only pays
+- texts per second of ``score()`` over the whole file (best of a few runs): the strategy scorer on
+  one core (pure Python), the neural scorer with each of ``--threads`` torch thread counts (its
+  ONNX Runtime encoder runs that many texts at once, one core each). Wall clock, plus the CPU
+  seconds used and the load average, since the machine may be shared (a second thread only pays
   when the second core is free).
 
 And, for transfer beyond Wikipedia, the shipped scorers (fitted on all of the corpus) on HELDOUT_PAIRS:
@@ -198,7 +199,7 @@ def neural_rows(texts, scores, thread_counts: list[int]) -> list[dict]:
     speeds = []
     for threads in thread_counts:
         torch.set_num_threads(threads)
-        speeds.append({**throughput(politeness_neural.score, texts), "threads": threads})
+        speeds.append({**throughput(politeness_neural.score, texts, repeats=2), "threads": threads})
     return [{"scorer": "neural (MiniLM + strategies)", **neural, **heldout(politeness_neural.score),
              "speeds": speeds},
             {"scorer": "MiniLM embedding alone (not shipped)", **alone}]

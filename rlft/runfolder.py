@@ -31,7 +31,7 @@ from transformers import TrainerCallback
 from rlft.errors import RlftError
 
 PACKAGES = ("rlft", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "evaluate", "gguf",
-            "bitsandbytes", "deepspeed")
+            "bitsandbytes", "deepspeed", "onnxruntime")
 COMPLETE = "stage_complete.json"
 STARTED = "stage_started.json"
 
