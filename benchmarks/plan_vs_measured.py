@@ -28,7 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rlft.plan import GiB, Launch, Shape, _model_states, shape_of, stage_memory  # noqa: E402
+from rlft.launch import Launch  # noqa: E402
+from rlft.plan import GiB, Shape, _model_states, shape_of, stage_memory  # noqa: E402
 
 GB = 1e9
 CHILD = """

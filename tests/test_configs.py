@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rlft.plan import launch_from_config, launch_from_env
+from rlft.launch import launch_from_config, launch_from_env
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every profile shipped in configs/; adding one means adding it here, so none goes unchecked.

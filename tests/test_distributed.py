@@ -167,7 +167,7 @@ def test_qlora_with_fsdp_needs_float_quant_storage(tmp_path, tiny_model_dir, mon
 
 def test_qlora_with_zero3_profile_needs_bf16_quant_storage(tmp_path, tiny_model_dir):
     """What `rlft plan --config configs/zero3.yaml` checks: the profile's launch, for GPUs (dtype auto -> bf16)."""
-    from rlft.plan import launch_from_config
+    from rlft.launch import launch_from_config
     from rlft.stages.common import distributed_problems
 
     recipe = load(qlora_recipe(tmp_path, tiny_model_dir))

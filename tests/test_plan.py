@@ -8,7 +8,8 @@ import pytest
 
 from conftest import messages_rows, write_jsonl, write_recipe
 from rlft.errors import RlftError
-from rlft.plan import GiB, Launch, lora_params, parse_size, plan, shape_of, stage_memory
+from rlft.launch import Launch
+from rlft.plan import GiB, lora_params, parse_size, plan, shape_of, stage_memory
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "plan"

@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 
 from rlft import models
-from rlft.recipe import DTYPES, check_config
+from rlft.launch import launch_from_env, resolve_dtype
+from rlft.recipe import DTYPES, Checker, check_config
 
 LORA_KEY = (dict, None, "-> peft.LoraConfig, e.g. {r: 16, lora_alpha: 32, target_modules: all-linear}")
 QUANT_KEY = (dict, None, "-> transformers.BitsAndBytesConfig, e.g. {load_in_4bit: true} (QLoRA; needs bitsandbytes)")
@@ -91,8 +92,6 @@ DISTRIBUTED_ARGS = ("deepspeed", "fsdp", "fsdp_config", "ddp_backend")
 
 def check_distributed(ctx, stage: dict, path: str) -> None:
     """Add the problems of this stage under the launch accelerate set up (read from its environment variables)."""
-    from rlft.plan import launch_from_env
-
     launch = launch_from_env()
     for sub, message in distributed_problems(stage, ctx.recipe, launch):
         ctx.add(f"{path}.{sub}", message)
@@ -103,8 +102,6 @@ def check_distributed(ctx, stage: dict, path: str) -> None:
 
 def raise_distributed_problems(recipe: dict, launch, source: str) -> None:
     """Check every stage of a resolved recipe against a launch (`rlft plan --config`); raises RecipeError."""
-    from rlft.recipe import Checker
-
     checker = Checker(source)
     for message in launch_problems(launch):
         checker.add("launch", message)
@@ -116,8 +113,6 @@ def raise_distributed_problems(recipe: dict, launch, source: str) -> None:
 
 def distributed_problems(stage: dict, recipe: dict, launch) -> list[tuple[str, str]]:
     """(sub-path, message) for each setting of this stage that the launch's libraries refuse."""
-    from rlft.plan import resolve_dtype
-
     found, args, quant = [], stage.get("args") or {}, stage.get("quantization") or {}
     for key in DISTRIBUTED_ARGS:
         if key in args:
