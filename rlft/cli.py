@@ -8,28 +8,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
-from rlft.errors import RlftError
-
-EXIT_USER_ERROR = 2
-
-
-@contextmanager
-def user_errors():
-    try:
-        yield
-    except RlftError as e:
-        from rich.console import Console
-        from rich.markup import escape  # messages hold brackets: pip install 'rlft[deepspeed]', stages[0].args
-
-        console = Console(stderr=True, highlight=False, soft_wrap=True)
-        console.print(f"[bold red]error:[/] {escape(str(e))}", markup=True)
-        sys.exit(EXIT_USER_ERROR)
-    except KeyboardInterrupt:
-        print("interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
-        sys.exit(130)
+from rlft import command_line
+from rlft.errors import RlftError, user_errors
 
 
 def parser() -> argparse.ArgumentParser:
@@ -37,11 +19,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a recipe (same as: accelerate launch rlft/run.py RECIPE)")
-    run.add_argument("recipe")
-    run.add_argument("overrides", nargs="*", help="dotted key=value, e.g. stages.sft.args.max_steps=5 seed=1")
-    run.add_argument("--output-dir", help="run folder (default runs/<name>)")
-    run.add_argument("--dry-run", action="store_true", help="load data, models and trainers; run no step")
-    run.add_argument("--fresh", action="store_true", help="delete the run folder first instead of resuming")
+    command_line.add_run_arguments(run)
 
     val = sub.add_parser("validate", help="check a recipe without loading any model")
     val.add_argument("recipe")
@@ -97,21 +75,14 @@ def parser() -> argparse.ArgumentParser:
 
 def parse(argv: list[str] | None = None):
     """The parsed command line; `key=value` overrides may come before or after the options."""
-    p = parser()
-    args, extra = p.parse_known_args(argv)
-    # argparse stops filling `overrides` at the first option: `rlft run R --fresh seed=1` leaves seed=1 over
-    if extra and hasattr(args, "overrides") and not any(e.startswith("-") or "=" not in e for e in extra):
-        args.overrides += extra
-    elif extra:
-        p.error(f"unrecognized arguments: {' '.join(extra)}")
-    return args
+    return command_line.parse_args(parser(), argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     with user_errors():
         if args.command == "run":
-            from rlft.run import run
+            from rlft.run import run  # imports torch and TRL: deferred, so `rlft compare` and `--help` start fast
 
             run(args.recipe, args.overrides, args.output_dir, args.dry_run, args.fresh)
         elif args.command == "validate":
@@ -143,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def validate(recipe_path: str, overrides: list[str]) -> None:
-    from rlft.run import load
+    from rlft.stages import load  # imports torch and TRL: deferred, so `rlft compare` and `--help` start fast
 
     recipe = load(recipe_path, overrides)
     stages = ", ".join(f"{s['name']} ({s['type']})" for s in recipe["stages"])
@@ -164,21 +135,10 @@ def stage_folder(path: str) -> Path:
     return done[-1]
 
 
-def format_prompt(tokenizer, template: dict, text: str) -> str:
-    """Render a user message exactly as the stage was trained to see it."""
-    kind = template.get("kind", "chat")
-    if kind == "instruction":
-        from rlft.data import render_instruction
-
-        return render_instruction(text, "", template.get("template"))
-    if kind == "text" or not tokenizer.chat_template:
-        return text
-    return tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True)
-
-
 def chat(folder: Path, prompt: str | None, max_new_tokens: int, temperature: float) -> None:
     import torch
 
+    from rlft.data import format_prompt
     from rlft.models import load_for_inference
 
     info_path = folder / "rlft_stage.json"

@@ -187,6 +187,16 @@ def render_instruction(instruction: str, input_text: str = "", template: str | N
     return template.format(instruction=instruction, input=input_text)
 
 
+def format_prompt(tokenizer, template: dict, text: str) -> str:
+    """Render a user message exactly as the stage was trained to see it."""
+    kind = template.get("kind", "chat")
+    if kind == "instruction":
+        return render_instruction(text, "", template.get("template"))
+    if kind == "text" or not tokenizer.chat_template:
+        return text
+    return tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True)
+
+
 def _render(row: dict, template: str | None) -> dict:
     return {"prompt": render_instruction(row["instruction"], row.get("input") or "", template),
             "completion": row["output"]}

@@ -1,8 +1,13 @@
 """The one exception type rlft shows to users.
 
 Anything raised as `RlftError` is a user mistake or an environment problem with a known fix: the CLI prints
-its message (no traceback) and exits non-zero. Everything else is a bug and keeps its traceback.
+its message (no traceback) and exits 2 (`user_errors`). Everything else is a bug and keeps its traceback.
 """
+
+import sys
+from contextlib import contextmanager
+
+EXIT_USER_ERROR = 2
 
 
 class RlftError(Exception):
@@ -19,3 +24,20 @@ class RecipeError(RlftError):
         lines = [f"{source}: {n} problem{'s' if n != 1 else ''} in the recipe"]
         lines += [f"  - {p}" for p in problems]
         super().__init__("\n".join(lines))
+
+
+@contextmanager
+def user_errors():
+    """Print an `RlftError` as one line and exit 2, without a traceback; Ctrl-C exits 130 with a hint."""
+    try:
+        yield
+    except RlftError as e:
+        from rich.console import Console
+        from rich.markup import escape  # messages hold brackets: pip install 'rlft[deepspeed]', stages[0].args
+
+        console = Console(stderr=True, highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(e))}", markup=True)
+        sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
+        sys.exit(130)

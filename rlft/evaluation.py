@@ -29,70 +29,13 @@ import statistics
 from pathlib import Path
 from types import SimpleNamespace
 
+from rlft.data import format_prompt
 from rlft.errors import RlftError
+from rlft.eval_section import check, entry_name, load_prompts
+from rlft.recipe import Checker, _Ctx
+from rlft.stages import STAGES
 
-EVAL_KEYS = {
-    "prompts": (str, None, "held-out prompts: .jsonl/.csv/.parquet with a prompt column, relative to the recipe"),
-    "max_new_tokens": (int, 96, "length limit of each answer"),
-    "eval_rewards": (list, [], "rewards scored in evaluation only, written like a stage's rewards:"),
-    "limit": (int, None, "evaluate only the first N prompts (default: all)"),
-    "batch_size": (int, 32, "prompts per generate call (generation is overhead-bound on CPU: big batches pay)"),
-    "samples": (int, 4, "prompts shown side by side in report.md"),
-}
-FORMATS = ("prompt",)
 DONE = "eval_complete.json"
-
-
-# --- the recipe section ----------------------------------------------------------------------------------------------
-def check(block: dict, path: str, ctx) -> dict:
-    """Validate the `eval:` section (prompts file, numbers, eval_rewards); returns it with defaults filled in."""
-    from rlft import rewards
-    from rlft.recipe import Checker, _Ctx
-
-    out = ctx.checker.mapping(block, EVAL_KEYS, path)
-    columns = None
-    if out.get("prompts") is None:
-        ctx.add(f"{path}.prompts", "missing; e.g. prompts: data/eval_prompts.jsonl ({\"prompt\": ...} rows)")
-    else:
-        try:
-            columns = load_prompts(out, ctx.recipe_dir).column_names
-        except RlftError as e:
-            ctx.add(f"{path}.prompts", str(e))
-    for key in ("max_new_tokens", "limit", "batch_size"):
-        if isinstance(out.get(key), int) and out[key] < 1:
-            ctx.add(f"{path}.{key}", f"{out[key]} must be at least 1")
-    if isinstance(out.get("samples"), int) and out["samples"] < 0:
-        ctx.add(f"{path}.samples", f"{out['samples']} must be 0 or more")
-    if out.get("eval_rewards"):
-        # rewards.check reports at <path>.rewards; check in a scratch collector and put the problems at eval_rewards
-        scratch = Checker(ctx.checker.source)
-        rewards.check(_Ctx(scratch, ctx.recipe_dir, ctx.recipe), {"rewards": out["eval_rewards"]}, path, columns)
-        for problem in scratch.problems:
-            ctx.checker.problems.append(problem.replace(f"{path}.rewards", f"{path}.eval_rewards", 1))
-        trained = {_entry_name(e) for s in ctx.recipe.get("stages") or [] if isinstance(s, dict)
-                   for e in s.get("rewards") or [] if isinstance(e, dict)}
-        for i, entry in enumerate(out["eval_rewards"]):
-            if isinstance(entry, dict) and _entry_name(entry) in trained:
-                ctx.add(f"{path}.eval_rewards[{i}]", f"{_entry_name(entry)!r} is a stage's reward already, so it is "
-                        "scored anyway; remove it here, or give it another name: to score it with other kwargs")
-    return out
-
-
-def _entry_name(entry: dict) -> str | None:
-    if entry.get("name"):
-        return entry["name"]
-    if isinstance(entry.get("fn"), str):
-        return entry["fn"].rpartition(":")[2]
-    return f"rm_{entry['model']}" if isinstance(entry.get("model"), str) else None
-
-
-def load_prompts(block: dict, recipe_dir: Path):
-    """The prompts as a `datasets.Dataset` with a `prompt` column (other columns reach the rewards)."""
-    from rlft import data
-
-    defaults = {k: v for k, (_, v, _) in data.DATA_KEYS.items()}
-    ds, _ = data.load_split({**defaults, "train": block["prompts"], "format": "prompt"}, "train", recipe_dir, FORMATS)
-    return ds.select(range(min(block["limit"], len(ds)))) if block.get("limit") else ds
 
 
 # --- entry points ----------------------------------------------------------------------------------------------------
@@ -117,7 +60,6 @@ def evaluate_folder(root: str | Path, prompts: str | None = None, max_new_tokens
     import yaml
 
     from rlft.compare import load_run
-    from rlft.recipe import Checker, _Ctx
 
     root = Path(root)
     load_run(root)  # a clear error when it is not a run folder
@@ -178,7 +120,6 @@ def evaluate(root: Path, recipe: dict, recipe_dir: Path) -> Path:
 def policies(root: Path, recipe: dict, recipe_dir: Path) -> list[tuple[str, str, dict]]:
     """(name, model source, prompt template) of the base model and of every finished policy stage, in order."""
     from rlft import models
-    from rlft.run import STAGES
 
     lock_path = root / "lock.json"
     base = json.loads(lock_path.read_text()).get("model", {}).get("resolved") if lock_path.is_file() else None
@@ -187,7 +128,7 @@ def policies(root: Path, recipe: dict, recipe_dir: Path) -> list[tuple[str, str,
     out = [("base", str(base), {"kind": "chat"})]
     for i, stage in enumerate(recipe["stages"]):
         folder = root / "stages" / f"{i:02d}_{stage['name']}"
-        if not getattr(STAGES.get(stage["type"]), "POLICY", True) or not (folder / "stage_complete.json").is_file():
+        if not STAGES[stage["type"]].POLICY or not (folder / "stage_complete.json").is_file():
             continue
         info = folder / "rlft_stage.json"
         template = json.loads(info.read_text()).get("template", {"kind": "chat"}) if info.is_file() else {"kind": "chat"}
@@ -206,7 +147,7 @@ def reward_entries(recipe: dict) -> list[dict]:
     """Every stage's reward entries (first of each name) and then the eval-only ones."""
     out, seen = [], set()
     for entry in [e for s in recipe["stages"] for e in s.get("rewards") or []] + (recipe["eval"]["eval_rewards"] or []):
-        name = _entry_name(entry)
+        name = entry_name(entry)
         if name not in seen:
             seen.add(name)
             out.append(entry)
@@ -263,8 +204,6 @@ def generate(source: str, template: dict, prompts: list, max_new_tokens: int, ba
 
 def render(tokenizer, template: dict, prompt) -> str:
     """A prompt (text or messages) as the model was trained to see it."""
-    from rlft.cli import format_prompt
-
     if isinstance(prompt, list) and template.get("kind", "chat") == "chat" and tokenizer.chat_template:
         return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
     return format_prompt(tokenizer, template, _text(prompt))

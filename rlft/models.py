@@ -230,3 +230,22 @@ def load_for_inference(folder: Path, dtype: torch.dtype | None = None):
         raise RlftError(f"{folder}: no model here (neither adapter_config.json nor config.json)")
     model.eval()
     return model, load_tokenizer(str(folder))
+
+
+def policy_source(source: str, state) -> str:
+    """A stage output with a LoRA adapter is merged into full weights once (stage/merged), so the next stage's
+    policy and its KL reference both start from the fine-tuned model, not the base model under the adapter."""
+    path = Path(source)
+    if not (path / "adapter_config.json").is_file():
+        return source
+    merged = path / "merged"
+    if state.is_main_process and not (merged / "config.json").is_file():
+        # Under ZeRO-3 a stage leaves transformers' global DeepSpeed config set; loading the base model for the merge
+        # would then partition it with collectives that only this process enters, and hang. The next stage's
+        # TrainingArguments sets it again.
+        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+        unset_hf_deepspeed_config()
+        merge_adapter(path, merged)
+    state.wait_for_everyone()
+    return str(merged)

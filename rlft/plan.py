@@ -29,13 +29,13 @@ from pathlib import Path
 
 from rlft.errors import RlftError
 from rlft.launch import Launch, launch_from_config, resolve_dtype
+from rlft.stages import STAGES, arg, common, load
 
 GiB = 1024 ** 3
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 NF4_BYTES = 0.5 + 4 / 64  # 4-bit weight + fp32 absmax per 64-weight block (bitsandbytes default, no double quant)
 NF4_DOUBLE_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)  # double quantization: 8-bit absmax, fp32 per 256 of them
-RL_TYPES = ("grpo", "ppo", "rloo", "online_dpo")
-PROMPT_TOKENS = 256  # assumed prompt length of RL stages (TRL 1.16 does not truncate prompts)
+PROMPT_TOKENS = 256  # assumed prompt length of generating stages (TRL 1.16 does not truncate prompts)
 CUDA_CONTEXT = 0.75 * GiB
 
 
@@ -133,25 +133,26 @@ def stage_memory(stage: dict, shape: Shape, launch: Launch, dtype: str, reward_s
     quant = stage.get("quantization") or {}
     lora = stage.get("lora")
     states = _model_states(shape, launch, w, quant, lora)
-    if stage["type"] in RL_TYPES and launch.kind == "zero3" and _arg(stage, "ds3_gather_for_generation", True):
+    generates = STAGES[stage["type"]].GENERATES
+    if generates and launch.kind == "zero3" and _arg(stage, "ds3_gather_for_generation", True):
         # TRL gathers every weight onto each GPU to generate, on top of the shards it keeps
         states["weights"] += _model_states(shape, Launch(on_gpu=launch.on_gpu), w, quant, lora)["weights"]
     checkpointing = _arg(stage, "gradient_checkpointing", _arg(stage, "activation_checkpointing", launch.on_gpu)) \
         or launch.fsdp_activation_checkpointing
-    b = _arg(stage, "per_device_train_batch_size", 8)
+    b = arg(stage, "per_device_train_batch_size")
     extra = {"ref+reward": 0.0, "kv cache": 0.0}
     stype = stage["type"]
-    if stype in RL_TYPES:
-        default_completion = 64 if stype == "online_dpo" else 512  # TRL's defaults
-        completion = _arg(stage, "max_completion_length", _arg(stage, "max_new_tokens", default_completion))
+    if generates:
+        completion = arg(stage, "max_completion_length") or arg(stage, "max_new_tokens")  # online DPO: max_new_tokens
         seq, scored = PROMPT_TOKENS + completion, completion
-        generations = b * _arg(stage, "steps_per_generation", _arg(stage, "gradient_accumulation_steps", 1))
+        generations = b * (arg(stage, "steps_per_generation") or arg(stage, "gradient_accumulation_steps"))
         extra["kv cache"] = generations * seq * shape.layers * 2 * shape.kv_hidden * w
-        beta = _arg(stage, "beta", {"grpo": 0.0, "ppo": 0.04, "rloo": 0.05, "online_dpo": 0.1}[stype])
+        beta = arg(stage, "beta")
+        beta = beta[0] if isinstance(beta, list) else beta  # online DPO: one beta per epoch
         if beta > 0 and lora is None:
             extra["ref+reward"] += shape.params * w / (n if launch.shards_weights else 1)
     else:
-        seq = _arg(stage, "max_length", 1024)
+        seq = arg(stage, "max_length")
         scored = seq
         if stype in ("dpo", "reward_model"):
             b *= 2  # chosen and rejected in one forward pass
@@ -223,9 +224,6 @@ def parse_size(text: str) -> float:
 def plan(recipe_path: str, overrides=(), gpus: int | None = None, gpu_mem: str = "80GB", config: str | None = None,
          model_config_path: str | None = None, cpu: bool = False) -> dict:
     """Validate the recipe for the given launch and estimate every stage; returns the rows and the header facts."""
-    from rlft.run import load
-    from rlft.stages import common
-
     launch = launch_from_config(config, gpus) if config else Launch(processes=gpus or 1,
                                                                    kind="ddp" if (gpus or 1) > 1 else "single")
     if cpu:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from rlft import eval_section
 from rlft.errors import RecipeError, RlftError
 
 REQUIRED = object()
@@ -235,9 +236,7 @@ def validate(raw: dict, source: str, stage_modules: dict, recipe_dir: Path) -> d
         resolved.append(stage)
     recipe["stages"] = resolved
     if recipe.get("eval") is not None:
-        from rlft import evaluation
-
-        recipe["eval"] = evaluation.check(recipe["eval"], "eval", _Ctx(c, recipe_dir, recipe))
+        recipe["eval"] = eval_section.check(recipe["eval"], "eval", _Ctx(c, recipe_dir, recipe))
     c.raise_if_any()
     return recipe
 

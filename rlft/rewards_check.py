@@ -13,8 +13,12 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+from rlft import data, models
 from rlft.errors import RlftError
+from rlft.report import make_console
 from rlft.rewards import build, call_all, entries, sample, weighted
+from rlft.runfolder import COMPLETE, RunFolder
+from rlft.stages import STAGES, load
 
 
 def preflight(recipe_path: str, overrides: list[str] = (), n: int = 16, k: int | None = None,
@@ -24,9 +28,6 @@ def preflight(recipe_path: str, overrides: list[str] = (), n: int = 16, k: int |
     Completions are sampled (k per prompt) from the stage's starting policy: the previous policy stage's output if
     it has run, else the recipe's model; or read from `completions_file` (.jsonl rows with prompt and completion).
     """
-    from rlft import data, models
-    from rlft.run import load
-
     recipe = load(recipe_path, overrides)
     recipe_dir = Path(recipe_path).resolve().parent
     stages = [s for s in recipe["stages"] if s.get("rewards") and stage_name in (None, s["name"])]
@@ -42,7 +43,7 @@ def preflight(recipe_path: str, overrides: list[str] = (), n: int = 16, k: int |
         else:
             rows = data.load(stage["data"], recipe_dir, ("prompt",), recipe["seed"])[0]
             rows = rows.select(range(min(n, len(rows))))
-            group = k or _group_size(stage)
+            group = k or STAGES[stage["type"]].group_size(stage)
             prompts, completions, columns = _sample_for(stage, rows, source, group, recipe)
         ctx = SimpleNamespace(recipe_dir=recipe_dir, outputs=outputs, dtype=models.pick_dtype(recipe["dtype"]))
         failed += _report(stage, ctx, prompts, completions, columns, group, note)
@@ -54,10 +55,6 @@ def _starting_policy(recipe: dict, stage: dict, recipe_dir: Path, output_dir: st
     """(model folder, finished stage outputs, note) for the stage, following rlft.run's chaining."""
     from accelerate import PartialState
 
-    from rlft import models
-    from rlft.run import STAGES, policy_source
-    from rlft.runfolder import COMPLETE, RunFolder
-
     folder = RunFolder(output_dir or recipe["output_dir"] or f"runs/{recipe['name']}")
     outputs, last = {}, None
     for index, other in enumerate(recipe["stages"]):
@@ -65,7 +62,7 @@ def _starting_policy(recipe: dict, stage: dict, recipe_dir: Path, output_dir: st
             break
         done = folder.stage_dir(index, other["name"])
         outputs[other["name"]] = str(done) if (done / COMPLETE).is_file() else None
-        if getattr(STAGES[other["type"]], "POLICY", True):
+        if STAGES[other["type"]].POLICY:
             last = other["name"]
     wanted = stage["init_from"] or last
     finished = {name: path for name, path in outputs.items() if path}
@@ -74,21 +71,12 @@ def _starting_policy(recipe: dict, stage: dict, recipe_dir: Path, output_dir: st
     if wanted not in finished:
         return (models.resolve(recipe["model"], recipe_dir), finished,
                 f"stage {wanted!r} has not run yet: sampled from the recipe's model instead")
-    return policy_source(finished[wanted], PartialState()), finished, f"sampled from stage {wanted!r}"
-
-
-def _group_size(stage: dict) -> int:
-    args = stage.get("args") or {}
-    if stage["type"] == "dpo":
-        return (stage.get("pairs") or {}).get("k", 4)
-    return 2 if stage["type"] == "online_dpo" else args.get("num_generations", 8)
+    return models.policy_source(finished[wanted], PartialState()), finished, f"sampled from stage {wanted!r}"
 
 
 def _sample_for(stage: dict, rows, source: str, k: int, recipe: dict):
     import torch
     from accelerate import PartialState
-
-    from rlft import models
 
     args, pairs = stage.get("args") or {}, stage.get("pairs") or {}
     length = args.get("max_completion_length") or args.get("max_new_tokens") or pairs.get("max_new_tokens") or 64
@@ -118,8 +106,6 @@ def _read_completions(path: str, n: int):
 
 def _report(stage: dict, ctx, prompts, completions, columns, k: int, note: str) -> list[str]:
     from rich.table import Table
-
-    from rlft.report import make_console
 
     table = Table(title=f"stage {stage['name']} ({stage['type']}): {len(prompts) // k} prompts x {k} completions, "
                         f"{note}")

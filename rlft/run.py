@@ -17,35 +17,17 @@ if __name__ == "__main__" and not __package__:
     # so `rlft` imports as a package and none of its module names can shadow a library.
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+import argparse  # noqa: E402
 import gc  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
-from rlft import models, recipe as recipes  # noqa: E402
-from rlft.errors import RlftError  # noqa: E402
+from rlft import command_line, evaluation, models  # noqa: E402
+from rlft.errors import RlftError, user_errors  # noqa: E402
+from rlft.report import print_summary  # noqa: E402
 from rlft.runfolder import RunFolder, section_hash  # noqa: E402
-from rlft.stages import common, dpo, grpo, online_dpo, ppo, reward_model, rloo, sft  # noqa: E402
-
-# stage type -> module with STAGE_KEYS, check(stage, path, ctx) and run(stage, ctx)
-STAGES = {
-    "sft": sft,
-    "ppo": ppo,
-    "grpo": grpo,
-    "rloo": rloo,
-    "dpo": dpo,
-    "online_dpo": online_dpo,
-    "reward_model": reward_model,  # POLICY = False: the next stage starts from the policy before it
-}
-
-
-def load(recipe_path: str | Path, overrides: list[str] = ()) -> dict:
-    """Read, override and validate a recipe; raises RecipeError listing every problem."""
-    recipe_path = Path(recipe_path)
-    raw = recipes.read_yaml(recipe_path)
-    raw = recipes.apply_overrides(raw, list(overrides), str(recipe_path))
-    return recipes.validate(raw, str(recipe_path), STAGES, recipe_path.resolve().parent)
-
+from rlft.stages import STAGES, common, load  # noqa: E402
 
 def run(recipe_path: str | Path, overrides: list[str] = (), output_dir: str | None = None,
         dry_run: bool = False, fresh: bool = False) -> Path:
@@ -85,7 +67,7 @@ def _run(state, recipe_path: Path, overrides, output_dir, dry_run, fresh) -> Pat
         else:
             source = outputs.get(stage["init_from"], outputs.get("__last__", base))
             ctx = common.StageContext(
-                index=index, stage_dir=stage_dir, model_source=policy_source(source, state),
+                index=index, stage_dir=stage_dir, model_source=models.policy_source(source, state),
                 recipe=recipe, recipe_dir=recipe_dir, dtype=models.pick_dtype(recipe["dtype"]),
                 tensorboard_dir=folder.tensorboard_dir(stage["name"]),
                 callbacks=[folder.metrics_callback(stage["name"]), folder.samples_callback(stage["name"])],
@@ -104,38 +86,15 @@ def _run(state, recipe_path: Path, overrides, output_dir, dry_run, fresh) -> Pat
                 folder.mark_complete(stage_dir, digest, summary)
             summaries.append(summary)
         outputs[stage["name"]] = str(stage_dir)
-        if getattr(STAGES[stage["type"]], "POLICY", True):
+        if STAGES[stage["type"]].POLICY:  # reward_model: the next stage starts from the policy before it
             outputs["__last__"] = str(stage_dir)
     if recipe["eval"] is not None and not dry_run:
-        from rlft import evaluation
-
         if state.is_main_process:  # generation is short next to training: one process does it, the others wait
             evaluation.after_run(folder.root, recipe, recipe_dir, previous)
         state.wait_for_everyone()
     if state.is_main_process:
-        from rlft.report import print_summary
-
         print_summary(folder.root, summaries, dry_run)
     return folder.root
-
-
-def policy_source(source: str, state) -> str:
-    """A stage output with a LoRA adapter is merged into full weights once (stage/merged), so the next stage's
-    policy and its KL reference both start from the fine-tuned model, not the base model under the adapter."""
-    path = Path(source)
-    if not (path / "adapter_config.json").is_file():
-        return source
-    merged = path / "merged"
-    if state.is_main_process and not (merged / "config.json").is_file():
-        # Under ZeRO-3 a stage leaves transformers' global DeepSpeed config set; loading the base model for the merge
-        # would then partition it with collectives that only this process enters, and hang. The next stage's
-        # TrainingArguments sets it again.
-        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
-
-        unset_hf_deepspeed_config()
-        models.merge_adapter(path, merged)
-    state.wait_for_everyone()
-    return str(merged)
 
 
 def distributed_state():
@@ -206,9 +165,11 @@ def _plain(metrics: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from rlft.cli import main as cli_main
-
-    cli_main(["run", *(sys.argv[1:] if argv is None else argv)])
+    """`accelerate launch rlft/run.py RECIPE [key=value ...] [--output-dir DIR] [--dry-run] [--fresh]`."""
+    p = argparse.ArgumentParser(prog="rlft run", description="run a recipe")
+    args = command_line.parse_args(command_line.add_run_arguments(p), argv)
+    with user_errors():
+        run(args.recipe, args.overrides, args.output_dir, args.dry_run, args.fresh)
 
 
 if __name__ == "__main__":

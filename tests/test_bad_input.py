@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from conftest import messages_rows, write_jsonl
-from rlft.cli import EXIT_USER_ERROR, main
+from rlft.cli import main
+from rlft.errors import EXIT_USER_ERROR
 
 GOOD_STAGE = """
   - name: sft
@@ -130,7 +131,7 @@ def test_bad_override(override, fragment, workdir, tiny_model_dir, capsys):
 
 
 def test_override_applies(workdir, tiny_model_dir, capsys):
-    from rlft.run import load
+    from rlft.stages import load
 
     path = workdir / "recipe.yaml"
     path.write_text(recipe_text().replace("MODEL", str(tiny_model_dir)))

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import messages_rows, prompt_rows, write_jsonl, write_recipe
 from rlft.errors import RecipeError
-from rlft.run import load
+from rlft.stages import load
 
 ROOT = Path(__file__).resolve().parent.parent
 

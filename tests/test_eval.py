@@ -12,7 +12,8 @@ import pytest
 from conftest import messages_rows, prompt_rows, write_jsonl, write_recipe
 from rlft.errors import RecipeError, RlftError
 from rlft.evaluation import distinct_n, evaluate_folder
-from rlft.run import load, run
+from rlft.run import run
+from rlft.stages import load
 
 REWARDS_PY = '''
 def length(prompts, completions, **kwargs):

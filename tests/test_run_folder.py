@@ -13,7 +13,8 @@ import yaml
 
 from conftest import CHAT, messages_rows, write_jsonl, write_recipe
 from rlft.errors import RlftError
-from rlft.run import load, run
+from rlft.run import run
+from rlft.stages import load
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every recipe shipped in recipes/ (recursively); adding one means adding it here, so none is skipped silently.
@@ -156,7 +157,7 @@ def test_template_round_trip_instruction(tmp_path, tiny_model_dir):
     """The instruction template used in training is saved and used again by chat."""
     from transformers import AutoTokenizer
 
-    from rlft.cli import format_prompt
+    from rlft.data import format_prompt
     from rlft.data import render_instruction
 
     rows = [{"instruction": q, "input": "", "output": a} for q, a in CHAT]
@@ -184,7 +185,7 @@ stages:
 def test_template_round_trip_chat(finished_run):
     from transformers import AutoTokenizer
 
-    from rlft.cli import format_prompt
+    from rlft.data import format_prompt
 
     root, _ = finished_run
     stage = root / "stages" / "00_sft"

@@ -5,6 +5,7 @@ Each helper here has at least three real callers among the stage modules (see ST
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -46,6 +47,22 @@ class StageContext:
     @property
     def seed(self) -> int:
         return self.recipe["seed"]
+
+
+def arg(stage: dict, key: str, config_class, defaults: dict | None = None):
+    """`args.<key>` as the trainer will see it: the recipe's value, else the stage's own `defaults`, else the default
+    of that field in its TRL config class (None when the class has no such field)."""
+    value = (stage.get("args") or {}).get(key)
+    if value is not None:
+        return value
+    if defaults and key in defaults:
+        return defaults[key]
+    found = {f.name: f for f in dataclasses.fields(config_class)}.get(key)
+    if found is None:
+        return None
+    if found.default is not dataclasses.MISSING:
+        return found.default
+    return None if found.default_factory is dataclasses.MISSING else found.default_factory()
 
 
 def default_args(dtype: torch.dtype, seed: int) -> dict:

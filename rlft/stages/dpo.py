@@ -24,7 +24,9 @@ from rlft import data, models, rewards
 from rlft.errors import RlftError
 from rlft.stages import common, online
 
-ARGS_CLASS = DPOConfig
+CONFIG_CLASS = DPOConfig
+POLICY = True
+GENERATES = False  # `pairs:` samples before training, not during it
 STAGE_KEYS = {
     "data": (dict, None, "preference pairs (prompt, chosen, rejected), or prompts when the stage has rewards"),
     "rewards": (list, None, "rank sampled completions with these instead of reading a preference set"),
@@ -57,7 +59,12 @@ def check(stage: dict, path: str, ctx) -> None:
         ctx.add(f"{path}.pairs", "only used to make pairs from rewards; add rewards: or remove pairs:")
     rewards.check_init_from(ctx, stage, path)
     common.check_lora(ctx, stage, path)
-    common.check_args(ctx, DPOConfig, stage, path)
+    common.check_args(ctx, CONFIG_CLASS, stage, path)
+
+
+def group_size(stage: dict) -> int:
+    """Completions sampled per prompt to build a pair from (`pairs.k`)."""
+    return (stage.get("pairs") or {}).get("k", PAIRS_KEYS["k"][1])
 
 
 def run(stage: dict, ctx: common.StageContext) -> dict:
@@ -75,7 +82,7 @@ def run(stage: dict, ctx: common.StageContext) -> dict:
         train, evaluation, _ = data.load(stage["data"], ctx.recipe_dir, ("preference",), ctx.seed)
     trainer = DPOTrainer(
         model=model,
-        args=common.trainer_args(DPOConfig, stage, ctx),
+        args=common.trainer_args(CONFIG_CLASS, stage, ctx),
         train_dataset=train,
         eval_dataset=evaluation,
         processing_class=tokenizer,

@@ -6,7 +6,7 @@ How it differs from calling `GRPOTrainer` yourself:
   2. Every reward value is checked as it is returned (count, number, NaN/inf): a broken reward stops the run with an
      error naming it, the sample and the value, instead of training on zeros.
   3. The policy, and with `beta > 0` its KL reference, is the previous stage's output (a LoRA SFT stage is merged
-     first, see `rlft.run.policy_source`), not the base model.
+     first, see `rlft.models.policy_source`), not the base model.
   4. On CPU it trains in fp32 without gradient checkpointing (TRL's defaults are bf16 + checkpointing).
 """
 
@@ -16,15 +16,22 @@ from trl import GRPOConfig, GRPOTrainer
 
 from rlft.stages import common, online
 
-ARGS_CLASS = GRPOConfig
+CONFIG_CLASS = GRPOConfig
+POLICY = True
+GENERATES = True
 FORMATS = online.FORMATS
 STAGE_KEYS = online.STAGE_KEYS
 
 
 def check(stage: dict, path: str, ctx):
     """Collect the stage's problems; returns the GRPOConfig it builds (None if `args:` has a problem)."""
-    return online.check(stage, path, ctx, GRPOConfig)
+    return online.check(stage, path, ctx, CONFIG_CLASS)
 
 
 def run(stage: dict, ctx: common.StageContext) -> dict:
-    return online.run(stage, ctx, GRPOConfig, GRPOTrainer)
+    return online.run(stage, ctx, CONFIG_CLASS, GRPOTrainer)
+
+
+def group_size(stage: dict) -> int:
+    """Completions sampled per prompt: `args.num_generations`, else TRL's default."""
+    return common.arg(stage, "num_generations", CONFIG_CLASS)

@@ -20,6 +20,8 @@ from rlft.stages import common, online
 
 FORMATS = online.FORMATS
 STAGE_KEYS = online.STAGE_KEYS
+POLICY = True
+GENERATES = True
 
 
 def _trl():
@@ -28,9 +30,21 @@ def _trl():
     return OnlineDPOConfig, OnlineDPOTrainer
 
 
+def __getattr__(name: str):
+    # CONFIG_CLASS is read on use, so trl.experimental is imported only then (point 4)
+    if name == "CONFIG_CLASS":
+        return _trl()[0]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def check(stage: dict, path: str, ctx) -> None:
     online.check(stage, path, ctx, _trl()[0])
 
 
 def run(stage: dict, ctx: common.StageContext) -> dict:
     return online.run(stage, ctx, *_trl(), log_reward_means=True)  # TRL's online DPO logs only the summed score
+
+
+def group_size(stage: dict) -> int:
+    """TRL's OnlineDPOTrainer samples two completions per prompt and ranks them; not configurable."""
+    return 2

@@ -24,7 +24,9 @@ from trl import GRPOConfig
 
 from rlft.stages import common, grpo
 
-ARGS_CLASS = GRPOConfig
+CONFIG_CLASS = GRPOConfig
+POLICY = True
+GENERATES = True
 FORMATS = grpo.FORMATS
 STAGE_KEYS = grpo.STAGE_KEYS
 # Under the recipe's `args:`; the recipe's own values win.
@@ -54,3 +56,7 @@ def run(stage: dict, ctx: common.StageContext) -> dict:
 
 def _with_defaults(stage: dict) -> dict:
     return {**stage, "args": {**DEFAULTS, **(stage.get("args") or {})}}
+
+
+def group_size(stage: dict) -> int:
+    return grpo.group_size(_with_defaults(stage))

@@ -16,9 +16,10 @@ from trl import RewardConfig, RewardTrainer
 from rlft import data, models, rewards
 from rlft.stages import common
 
-ARGS_CLASS = RewardConfig
+CONFIG_CLASS = RewardConfig
 FORMATS = ("preference",)
 POLICY = False  # rlft.run: the next stage does not start from this output
+GENERATES = False
 STAGE_KEYS = {
     "data": (dict, None, "preference pairs: {train: prefs.jsonl} with prompt, chosen, rejected"),
 }
@@ -30,7 +31,12 @@ def check(stage: dict, path: str, ctx) -> None:
     else:
         data.check(ctx, stage["data"], f"{path}.data", FORMATS)
     rewards.check_init_from(ctx, stage, path)
-    common.check_args(ctx, RewardConfig, stage, path)
+    common.check_args(ctx, CONFIG_CLASS, stage, path)
+
+
+def group_size(stage: dict) -> int:
+    """One chosen/rejected pair per prompt: nothing is sampled."""
+    return 1
 
 
 def run(stage: dict, ctx: common.StageContext) -> dict:
@@ -38,7 +44,7 @@ def run(stage: dict, ctx: common.StageContext) -> dict:
 
     tokenizer = models.load_tokenizer(ctx.model_source, ctx.trust_remote_code)
     train, evaluation, _ = data.load(stage["data"], ctx.recipe_dir, FORMATS, ctx.seed)
-    args = common.trainer_args(RewardConfig, stage, ctx)  # before the model: ZeRO-3 then loads it sharded
+    args = common.trainer_args(CONFIG_CLASS, stage, ctx)  # before the model: ZeRO-3 then loads it sharded
     set_seed(ctx.seed)  # the score head is initialised at random
     model = AutoModelForSequenceClassification.from_pretrained(
         ctx.model_source, num_labels=1, dtype=ctx.dtype, trust_remote_code=ctx.trust_remote_code)

@@ -16,14 +16,21 @@ from trl import RLOOConfig, RLOOTrainer
 
 from rlft.stages import common, online
 
-ARGS_CLASS = RLOOConfig
+CONFIG_CLASS = RLOOConfig
+POLICY = True
+GENERATES = True
 FORMATS = online.FORMATS
 STAGE_KEYS = online.STAGE_KEYS
 
 
 def check(stage: dict, path: str, ctx) -> None:
-    online.check(stage, path, ctx, RLOOConfig)
+    online.check(stage, path, ctx, CONFIG_CLASS)
 
 
 def run(stage: dict, ctx: common.StageContext) -> dict:
-    return online.run(stage, ctx, RLOOConfig, RLOOTrainer)
+    return online.run(stage, ctx, CONFIG_CLASS, RLOOTrainer)
+
+
+def group_size(stage: dict) -> int:
+    """Completions sampled per prompt: `args.num_generations`, else TRL's default."""
+    return common.arg(stage, "num_generations", CONFIG_CLASS)

@@ -17,7 +17,9 @@ from trl import SFTConfig, SFTTrainer
 from rlft import data, models
 from rlft.stages import common
 
-ARGS_CLASS = SFTConfig
+CONFIG_CLASS = SFTConfig
+POLICY = True  # the next stage starts from this output
+GENERATES = False
 FORMATS = ("messages", "prompt_completion", "instruction", "text")
 STAGE_KEYS = {
     "data": (dict, None, "training data; see the data keys in the README"),
@@ -36,7 +38,12 @@ def check(stage: dict, path: str, ctx) -> None:
         if not isinstance(token, str) or not token.strip():
             ctx.add(f"{path}.special_tokens[{i}]", f"expected a non-empty string, got {token!r}")
     common.check_lora(ctx, stage, path)
-    common.check_args(ctx, SFTConfig, stage, path)
+    common.check_args(ctx, CONFIG_CLASS, stage, path)
+
+
+def group_size(stage: dict) -> int:
+    """One target per prompt: nothing is sampled."""
+    return 1
 
 
 def run(stage: dict, ctx: common.StageContext) -> dict:
@@ -47,7 +54,7 @@ def run(stage: dict, ctx: common.StageContext) -> dict:
     elif fmt == "text":
         ctx.template = {"kind": "text"}
     # The config first: under ZeRO-3 building it arms DeepSpeed's sharded loading, so no rank holds the whole model.
-    args = common.trainer_args(SFTConfig, stage, ctx)
+    args = common.trainer_args(CONFIG_CLASS, stage, ctx)
     model = models.load_causal_lm(ctx.model_source, ctx.dtype, stage["quantization"], ctx.trust_remote_code)
     new_ids = models.add_special_tokens(tokenizer, model, stage["special_tokens"])
     trainer = SFTTrainer(
