@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from rlft import command_line
+from rlft.data import format_prompt
 from rlft.errors import RlftError, user_errors
 
 
@@ -138,8 +138,7 @@ def stage_folder(path: str) -> Path:
 def chat(folder: Path, prompt: str | None, max_new_tokens: int, temperature: float) -> None:
     import torch
 
-    from rlft.data import format_prompt
-    from rlft.models import load_for_inference
+    from rlft.models import load_for_inference  # imports torch: deferred, as above
 
     info_path = folder / "rlft_stage.json"
     template = json.loads(info_path.read_text()).get("template", {}) if info_path.is_file() else {}

@@ -29,10 +29,14 @@ import statistics
 from pathlib import Path
 from types import SimpleNamespace
 
+from rlft import models, rewards
+from rlft.compare import load_run
 from rlft.data import format_prompt
 from rlft.errors import RlftError
 from rlft.eval_section import check, entry_name, load_prompts
 from rlft.recipe import Checker, _Ctx
+from rlft.report import make_console
+from rlft.runfolder import referenced_files, sha256
 from rlft.stages import STAGES
 
 DONE = "eval_complete.json"
@@ -41,8 +45,6 @@ DONE = "eval_complete.json"
 # --- entry points ----------------------------------------------------------------------------------------------------
 def after_run(root: Path, recipe: dict, recipe_dir: Path, stages_digest: str) -> None:
     """Evaluate at the end of `rlft run`, unless eval/ already holds this evaluation of these stage outputs."""
-    from rlft.runfolder import sha256
-
     files = sorted(str(p) for p in _files(recipe["eval"], recipe_dir))
     payload = json.dumps([recipe["eval"], stages_digest, [sha256(Path(f)) for f in files]], sort_keys=True, default=str)
     digest = hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -58,8 +60,6 @@ def evaluate_folder(root: str | Path, prompts: str | None = None, max_new_tokens
                     limit: int | None = None) -> Path:
     """`rlft eval RUN_DIR`: evaluate a run folder's finished stages with its recipe's eval section and these options."""
     import yaml
-
-    from rlft.compare import load_run
 
     root = Path(root)
     load_run(root)  # a clear error when it is not a run folder
@@ -82,8 +82,6 @@ def evaluate_folder(root: str | Path, prompts: str | None = None, max_new_tokens
 
 def evaluate(root: Path, recipe: dict, recipe_dir: Path) -> Path:
     """Generate with every model, score, and write eval/; returns the report's path."""
-    from rlft import rewards
-
     root, block = Path(root), recipe["eval"]
     (root / "eval" / DONE).unlink(missing_ok=True)  # eval/ is being replaced: after_run's "up to date" no longer holds
     ds = load_prompts(block, recipe_dir)
@@ -119,8 +117,6 @@ def evaluate(root: Path, recipe: dict, recipe_dir: Path) -> Path:
 # --- what is evaluated, and with what -------------------------------------------------------------------------------
 def policies(root: Path, recipe: dict, recipe_dir: Path) -> list[tuple[str, str, dict]]:
     """(name, model source, prompt template) of the base model and of every finished policy stage, in order."""
-    from rlft import models
-
     lock_path = root / "lock.json"
     base = json.loads(lock_path.read_text()).get("model", {}).get("resolved") if lock_path.is_file() else None
     if not base or not Path(base).exists():
@@ -156,16 +152,12 @@ def reward_entries(recipe: dict) -> list[dict]:
 
 def _reward_ctx(root: Path, recipe: dict, recipe_dir: Path):
     """What `rewards.build` reads: where relative reward files start, reward_model stage outputs, the dtype."""
-    from rlft import models
-
     outputs = {s["name"]: str(root / "stages" / f"{i:02d}_{s['name']}") for i, s in enumerate(recipe["stages"])}
     return SimpleNamespace(recipe_dir=recipe_dir, outputs=outputs, dtype=models.pick_dtype(recipe.get("dtype", "auto")),
                            callbacks=[])
 
 
 def _files(block: dict, recipe_dir: Path) -> list[Path]:
-    from rlft.runfolder import referenced_files
-
     return referenced_files({"stages": [block]}, recipe_dir)
 
 
@@ -175,8 +167,6 @@ def generate(source: str, template: dict, prompts: list, max_new_tokens: int, ba
     """Greedy answers and their lengths in tokens (up to and including EOS) from a model folder or stage output."""
     import torch
     from transformers import set_seed
-
-    from rlft import models
 
     set_seed(seed)
     if Path(source, "rlft_stage.json").is_file() or Path(source, "adapter_config.json").is_file():
@@ -303,8 +293,6 @@ def _samples(results: list[dict], models: list[str], names: list[str], n: int, l
 
 def print_summary(s: dict) -> None:
     from rich.table import Table
-
-    from rlft.report import make_console
 
     table = Table(title=f"eval: {s['n_prompts']} held-out prompts, greedy (mean ± sd)")
     for column in ("model", *s["rewards"], "length", "distinct-2"):

@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from rlft import models
 from rlft.errors import RlftError
 from rlft.launch import Launch, launch_from_config, resolve_dtype
 from rlft.stages import STAGES, arg, common, load
@@ -58,8 +59,6 @@ class Shape:
 def model_config(spec: str, recipe_dir: Path, override: str | None = None, trust_remote_code: bool = False):
     """The transformers config of a recipe's model, read from disk only: never downloads."""
     from transformers import AutoConfig
-
-    from rlft import models
 
     if override:
         path = Path(override)
