@@ -34,7 +34,7 @@ from rlft.compare import load_run
 from rlft.data import format_prompt
 from rlft.errors import RlftError
 from rlft.eval_section import check, entry_name, load_prompts
-from rlft.recipe import Checker, _Ctx
+from rlft.recipe import Checker, ValidationContext
 from rlft.report import make_console
 from rlft.runfolder import referenced_files, sha256
 from rlft.stages import STAGES
@@ -75,7 +75,8 @@ def evaluate_folder(root: str | Path, prompts: str | None = None, max_new_tokens
     if block.get("prompts") is None:
         raise RlftError(f"{root}: its recipe has no eval section; give the prompts: rlft eval {root} --prompts FILE")
     checker = Checker(str(root / "recipe.resolved.yaml"))
-    recipe["eval"] = check(block, "eval", _Ctx(checker, recipe_dir, recipe))
+    with ValidationContext(checker, recipe_dir, recipe) as ctx:
+        recipe["eval"] = check(block, "eval", ctx)
     checker.raise_if_any()
     return evaluate(root, recipe, recipe_dir)
 

@@ -232,28 +232,50 @@ def validate(raw: dict, source: str, stage_modules: dict, recipe_dir: Path) -> d
             if init_from is not None and init_from not in seen:
                 c.add(f"{path}.init_from", f"{init_from!r} is not an earlier stage; earlier stages: {seen}")
             seen.append(name)
-        module.check(stage, path, _Ctx(c, recipe_dir, recipe))
+        with ValidationContext(c, recipe_dir, recipe) as ctx:
+            module.check(stage, path, ctx)
         resolved.append(stage)
     recipe["stages"] = resolved
     if recipe.get("eval") is not None:
-        recipe["eval"] = eval_section.check(recipe["eval"], "eval", _Ctx(c, recipe_dir, recipe))
+        with ValidationContext(c, recipe_dir, recipe) as ctx:
+            recipe["eval"] = eval_section.check(recipe["eval"], "eval", ctx)
     c.raise_if_any()
     return recipe
 
 
 @dataclasses.dataclass
-class _Ctx:
-    """What a stage's `check` gets: the problem collector, where relative paths start, the top-level recipe."""
+class ValidationContext:
+    """What a stage's `check` gets: the problem collector, where relative paths start, the top-level recipe, and a
+    scratch folder for config classes that want an `output_dir`.
+
+    Use it as a context manager: the scratch folder is made on first use and removed on exit, so validating leaves
+    nothing behind in the temp dir.
+    """
 
     checker: Checker
     recipe_dir: Path
     recipe: dict
+    _scratch: tempfile.TemporaryDirectory | None = dataclasses.field(default=None, repr=False)
 
     def add(self, path: str, message: str) -> None:
         self.checker.add(path, message)
 
     def scratch_dir(self) -> str:
-        return tempfile.mkdtemp(prefix="rlft-validate-")
+        """A temporary folder that lives as long as this context (`output_dir` of the TRL configs built to check)."""
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="rlft-validate-")
+        return self._scratch.name
+
+    def close(self) -> None:
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
+
+    def __enter__(self) -> ValidationContext:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _join(path: str, key) -> str:

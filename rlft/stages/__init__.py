@@ -23,7 +23,7 @@ class Stage(Protocol):
     CONFIG_CLASS: type  # its TRL config class: the stage's `args:` become CONFIG_CLASS(**args)
 
     def check(self, stage: dict, path: str, ctx) -> object:
-        """Add the stage's problems to ctx (a recipe._Ctx); loads no model."""
+        """Add the stage's problems to ctx (a recipe.ValidationContext); loads no model."""
 
     def run(self, stage: dict, ctx: common.StageContext) -> dict:
         """Train, save the output to ctx.stage_dir, return the final metrics."""
