@@ -18,6 +18,7 @@ if __name__ == "__main__" and not __package__:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import gc  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
@@ -31,12 +32,14 @@ from rlft.stages import STAGES, common, load  # noqa: E402
 
 def run(recipe_path: str | Path, overrides: list[str] = (), output_dir: str | None = None,
         dry_run: bool = False, fresh: bool = False) -> Path:
-    """Run every stage of a recipe; returns the run folder."""
+    """Run every stage of a recipe; returns the run folder (for a dry run: the temporary one, already removed)."""
     recipe_path = Path(recipe_path)
     state = distributed_state()  # first: validation builds TRL configs, which read the world size
     try:
-        root = _run(state, recipe_path, overrides, output_dir, dry_run, fresh)
-        state.wait_for_everyone()
+        # a dry run writes into a temporary folder, removed when it ends: it leaves nothing behind
+        with tempfile.TemporaryDirectory(prefix="rlft-dry-run-") if dry_run else contextlib.nullcontext() as scratch:
+            root = _run(state, recipe_path, overrides, scratch or output_dir, dry_run, fresh)
+            state.wait_for_everyone()
     finally:
         shutdown(state)
     return root
@@ -48,7 +51,7 @@ def _run(state, recipe_path: Path, overrides, output_dir, dry_run, fresh) -> Pat
     recipe = load(recipe_path, overrides)
     recipe_dir = recipe_path.resolve().parent
     root = output_dir or recipe["output_dir"] or f"runs/{recipe['name']}"
-    folder = RunFolder(tempfile.mkdtemp(prefix="rlft-dry-run-") if dry_run else root, state.is_main_process)
+    folder = RunFolder(root, state.is_main_process)
     folder.prepare(fresh)
     state.wait_for_everyone()
     base = models.resolve(recipe["model"], recipe_dir)

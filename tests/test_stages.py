@@ -98,3 +98,41 @@ def test_import_graph_finds_a_cycle():
     graph = {"cli": {"run"}, "run": {"recipe"}, "recipe": {"evaluation"}, "evaluation": {"recipe"}}
     assert import_graph.cycles(graph) == [["evaluation", "recipe"]]
     assert import_graph.upward(graph) == ["recipe (core) -> evaluation (tools)"]
+
+
+# --- nothing left behind in the temp dir ------------------------------------------------------------------------------
+def test_validate_and_dry_run_leave_nothing_in_the_temp_dir(tmp_path, tiny_model_dir, monkeypatch, capsys):
+    """`rlft validate` builds every stage's TRL config with a scratch output_dir, a dry run writes a whole run folder:
+    both go when the command ends."""
+    import tempfile
+
+    from conftest import messages_rows, preference_rows
+    from rlft.run import run
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
+    write_jsonl(tmp_path / "sft.jsonl", messages_rows())
+    write_jsonl(tmp_path / "prompts.jsonl", prompt_rows())
+    write_jsonl(tmp_path / "prefs.jsonl", preference_rows())
+    (tmp_path / "my_rewards.py").write_text("def length(prompts, completions, **kw):\n    return [0.0 for _ in completions]\n")
+    recipe = write_recipe(tmp_path / "recipe.yaml", f"""name: t
+model: {tiny_model_dir}
+stages:
+  - {{name: sft, type: sft, data: {{train: sft.jsonl}}, args: {{max_steps: 1}}}}
+  - {{name: rl, type: grpo, data: {{train: prompts.jsonl}}, rewards: [{{fn: my_rewards.py:length}}],
+     args: {{max_steps: 1, per_device_train_batch_size: 2, num_generations: 2}}}}
+  - {{name: dpo, type: dpo, data: {{train: prefs.jsonl}}, args: {{max_steps: 1}}}}
+""")
+    assert tempfile.gettempdir() == str(temp)
+    cli.main(["validate", str(recipe)])
+    assert list(temp.iterdir()) == []
+    one_stage = write_recipe(tmp_path / "sft.yaml", f"""name: t
+model: {tiny_model_dir}
+stages:
+  - {{name: sft, type: sft, data: {{train: sft.jsonl}}, lora: {{r: 4, target_modules: all-linear}}}}
+""")
+    root = run(one_stage, output_dir=str(tmp_path / "run"), dry_run=True)
+    assert root.parent == temp and "dry run" in capsys.readouterr().out
+    assert list(temp.iterdir()) == [] and not (tmp_path / "run").exists()
