@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from rlft import compat
 from rlft.errors import RlftError
 
 # name -> (package that ships it, file inside the package)
@@ -100,16 +101,10 @@ def gguf_to_folder(gguf: Path, name: str) -> Path:
     with FileLock(str(target) + ".lock"):
         if (target / "config.json").is_file():
             return target
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-        # transformers marks GGUF-loaded models as quantised and refuses to save them; the weights are already
-        # de-quantised fp32, so drop that bookkeeping.
-        model.hf_quantizer = None
-        model.is_quantized = False
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
+        model = compat.load_gguf_dequantized(gguf, torch.float32)
         tmp = target.with_name(target.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(tmp, safe_serialization=True)
@@ -241,11 +236,8 @@ def policy_source(source: str, state) -> str:
     merged = path / "merged"
     if state.is_main_process and not (merged / "config.json").is_file():
         # Under ZeRO-3 a stage leaves transformers' global DeepSpeed config set; loading the base model for the merge
-        # would then partition it with collectives that only this process enters, and hang. The next stage's
-        # TrainingArguments sets it again.
-        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
-
-        unset_hf_deepspeed_config()
+        # would then partition it with collectives that only this process enters, and hang.
+        compat.forget_deepspeed_config()
         merge_adapter(path, merged)
     state.wait_for_everyone()
     return str(merged)

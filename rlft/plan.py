@@ -92,7 +92,7 @@ def shape_of(config, name: str = "") -> Shape:
     heads = text.num_attention_heads
     head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
     return Shape(
-        name=name or getattr(config, "_name_or_path", "") or config.model_type,
+        name=name or config.name_or_path or config.model_type,
         params=sum(p.numel() for p in model.parameters()),
         linear=linear, layers=text.num_hidden_layers, hidden=text.hidden_size,
         kv_hidden=getattr(text, "num_key_value_heads", heads) * head_dim,

@@ -24,7 +24,7 @@ import os  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
-from rlft import command_line, evaluation, models  # noqa: E402
+from rlft import command_line, compat, evaluation, models  # noqa: E402
 from rlft.errors import RlftError, user_errors  # noqa: E402
 from rlft.report import print_summary  # noqa: E402
 from rlft.runfolder import RunFolder, section_hash  # noqa: E402
@@ -155,11 +155,10 @@ def shutdown(state) -> None:
     """Destroy the process group before the interpreter exits (without it, a rank can abort at exit), and forget the
     accelerate state so a later run in this process starts clean."""
     import torch.distributed as dist
-    from accelerate.state import AcceleratorState
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-        AcceleratorState._reset_state(reset_partial_state=True)
+        compat.reset_accelerate_state()
 
 
 def _plain(metrics: dict) -> dict:

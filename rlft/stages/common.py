@@ -198,14 +198,6 @@ def lora_config(stage: dict, new_token_ids: list[int]):
     return LoraConfig(task_type="CAUSAL_LM", **lora)
 
 
-def fix_tied_token_head(model) -> None:
-    """TRL's fused LM head reads `lm_head.weight` and `lm_head.bias`. With tied embeddings PEFT wraps the head in a
-    TrainableTokensWrapper whose `.weight` includes the new rows but which has no `.bias`; the head has none."""
-    head = model.get_output_embeddings()
-    if type(head).__name__ == "TrainableTokensWrapper" and not hasattr(head, "bias"):
-        head.bias = None
-
-
 def save_stage(trainer, tokenizer, ctx: StageContext, extra: dict | None = None) -> None:
     """Final weights (adapter or full) + tokenizer + chat template in HF/PEFT layout, and rlft's stage info."""
     trainer.save_model(str(ctx.stage_dir))

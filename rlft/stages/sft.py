@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from trl import SFTConfig, SFTTrainer
 
-from rlft import data, models
+from rlft import compat, data, models
 from rlft.stages import common
 
 CONFIG_CLASS = SFTConfig
@@ -66,7 +66,7 @@ def run(stage: dict, ctx: common.StageContext) -> dict:
         peft_config=common.lora_config(stage, new_ids),
         callbacks=ctx.callbacks,
     )
-    common.fix_tied_token_head(trainer.model)
+    compat.fix_tied_token_head(trainer.model)
     if ctx.dry_run:
         return {"train_rows": len(train), "eval_rows": len(evaluation) if evaluation is not None else 0}
     metrics = common.train(trainer, ctx)

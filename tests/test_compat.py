@@ -1,0 +1,119 @@
+"""rlft/compat.py: each workaround of a library's private API, and a test that fails when upstream changes it.
+
+A failure here after an upgrade means: the private name moved or changed (update compat.py), or upstream fixed the
+behaviour (drop the workaround), then move the version bound in pyproject.toml.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from rlft import compat
+
+
+def test_accelerate_state_reset_still_private_and_still_clears_both_singletons():
+    from accelerate.state import AcceleratorState, PartialState
+
+    assert "reset_partial_state" in inspect.signature(AcceleratorState._reset_state).parameters
+    assert not hasattr(PartialState, "reset")  # no public way yet: the private one is still needed
+    PartialState(cpu=True)
+    assert PartialState._shared_state != {}
+    compat.reset_accelerate_state()
+    assert PartialState._shared_state == {} and AcceleratorState._shared_state == {}
+
+
+def test_deepspeed_global_is_still_a_module_global_that_unset_clears():
+    from transformers.integrations import deepspeed
+
+    class Zero3:  # what HfDeepSpeedConfig answers; a real one needs deepspeed and GPUs
+        def is_zero3(self):
+            return True
+
+    assert hasattr(deepspeed, "_hf_deepspeed_config_weak_ref")
+    config = Zero3()
+    deepspeed.set_hf_deepspeed_config(config)
+    try:
+        assert deepspeed.is_deepspeed_zero3_enabled()  # still set after the stage: from_pretrained would partition
+        compat.forget_deepspeed_config()
+        assert not deepspeed.is_deepspeed_zero3_enabled()
+    finally:
+        deepspeed.unset_hf_deepspeed_config()
+
+
+def write_tiny_gguf(path, quantized: bool = True):
+    """A 1-layer Llama in GGUF (one Q8_0 matrix), written with the gguf package: seconds, no download."""
+    import gguf
+
+    vocab, hidden, inter, heads, kv = 32, 32, 64, 2, 1
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_context_length(64)
+    w.add_embedding_length(hidden)
+    w.add_block_count(1)
+    w.add_feed_forward_length(inter)
+    w.add_head_count(heads)
+    w.add_head_count_kv(kv)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_rope_freq_base(10000.0)
+    w.add_vocab_size(vocab)
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list([f"t{i}" for i in range(vocab)])
+    rng = np.random.default_rng(0)
+    head_dim = hidden // heads
+    shapes = {"token_embd": (vocab, hidden), "output_norm": (hidden,), "output": (vocab, hidden),
+              "blk.0.attn_norm": (hidden,), "blk.0.ffn_norm": (hidden,), "blk.0.attn_q": (hidden, hidden),
+              "blk.0.attn_k": (kv * head_dim, hidden), "blk.0.attn_v": (kv * head_dim, hidden),
+              "blk.0.attn_output": (hidden, hidden), "blk.0.ffn_gate": (inter, hidden),
+              "blk.0.ffn_up": (inter, hidden), "blk.0.ffn_down": (hidden, inter)}
+    for name, shape in shapes.items():
+        values = (rng.standard_normal(shape) * 0.02).astype(np.float32)
+        if quantized and name == "blk.0.ffn_up":
+            q = gguf.quants.quantize(values, gguf.GGMLQuantizationType.Q8_0)
+            w.add_tensor(f"{name}.weight", q, raw_shape=q.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+        else:
+            w.add_tensor(f"{name}.weight", values)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def test_gguf_loaded_model_is_still_refused_by_save_pretrained_and_dequantize_makes_it_plain(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    path = write_tiny_gguf(tmp_path / "tiny.gguf")
+    plain = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=path.name, dtype=torch.float32)
+    with pytest.raises(ValueError, match="not serializable"):  # still needed: transformers refuses to save it
+        plain.save_pretrained(tmp_path / "refused")
+
+    model = compat.load_gguf_dequantized(path, torch.float32)
+    assert getattr(model, "hf_quantizer", None) is None and getattr(model.config, "quantization_config", None) is None
+    assert all(type(m) is torch.nn.Linear for n, m in model.named_modules() if n.endswith(("_proj", "lm_head")))
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    model.save_pretrained(tmp_path / "out")
+    assert "quantization_config" not in json.loads((tmp_path / "out" / "config.json").read_text())
+    again = AutoModelForCausalLM.from_pretrained(tmp_path / "out")
+    ids = torch.tensor([[1, 2, 3]])
+    assert torch.allclose(again(ids).logits, model(ids).logits)
+    assert torch.allclose(again(ids).logits, plain(ids).logits, atol=1e-5)  # the same weights as transformers reads
+
+
+def test_tied_trainable_token_head_still_lacks_bias_that_trl_reads(tiny_model_dir):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+    from trl.trainer import utils as trl_utils
+
+    assert "lm_head.bias" in inspect.getsource(trl_utils.add_fused_lm_head)  # TRL reads the head's bias
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    model = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"], trainable_token_indices=[0, 1],
+                                             task_type="CAUSAL_LM"))
+    head = model.get_output_embeddings()
+    assert type(head).__name__ == "TrainableTokensWrapper"
+    assert not hasattr(head, "bias")  # still needed: PEFT's wrapper has no bias
+    compat.fix_tied_token_head(model)
+    assert head.bias is None
