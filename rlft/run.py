@@ -26,6 +26,7 @@ import time  # noqa: E402
 
 from rlft import command_line, compat, evaluation, models  # noqa: E402
 from rlft.errors import RlftError, user_errors  # noqa: E402
+from rlft.launch import on_main_process  # noqa: E402
 from rlft.report import print_summary  # noqa: E402
 from rlft.runfolder import RunFolder, section_hash  # noqa: E402
 from rlft.stages import STAGES, common, load  # noqa: E402
@@ -92,9 +93,8 @@ def _run(state, recipe_path: Path, overrides, output_dir, dry_run, fresh) -> Pat
         if STAGES[stage["type"]].POLICY:  # reward_model: the next stage starts from the policy before it
             outputs["__last__"] = str(stage_dir)
     if recipe["eval"] is not None and not dry_run:
-        if state.is_main_process:  # generation is short next to training: one process does it, the others wait
-            evaluation.after_run(folder.root, recipe, recipe_dir, previous)
-        state.wait_for_everyone()
+        # generation is short next to training: one process does it, the others wait (and hear if it fails)
+        on_main_process(state, "the eval", evaluation.after_run, folder.root, recipe, recipe_dir, previous)
     if state.is_main_process:
         print_summary(folder.root, summaries, dry_run)
     return folder.root

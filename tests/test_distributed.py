@@ -249,3 +249,35 @@ def test_bad_thread_count_is_a_user_error(monkeypatch):
     monkeypatch.setenv("RLFT_NUM_THREADS", "many")
     with pytest.raises(RlftError, match="RLFT_NUM_THREADS='many': expected a whole number"):
         cpu_threads()
+
+
+@pytest.mark.slow
+def test_a_failure_on_the_main_process_stops_every_rank(tmp_path, tiny_model_dir):
+    """Rank-0-only work (here the LoRA merge of the starting model) fails: every rank exits with the error, none waits
+    at a barrier for the main process."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    adapter = tmp_path / "adapter"  # a LoRA adapter whose base model is gone: the merge fails on rank 0
+    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                                LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM"))
+    peft_model.peft_config["default"].base_model_name_or_path = str(tmp_path / "deleted_base")
+    peft_model.save_pretrained(adapter)
+    (adapter / "config.json").write_text((tiny_model_dir / "config.json").read_text())
+    write_jsonl(tmp_path / "sft.jsonl", messages_rows())
+    recipe = write_recipe(tmp_path / "r.yaml", f"name: m\nmodel: {adapter}\nstages:\n"
+                          "  - {name: sft, type: sft, data: {train: sft.jsonl}, args: {max_steps: 1}}\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": str(ROOT)}
+    started = time.time()
+    proc = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ROOT / "configs" / "cpu_multi.yaml"),
+         str(ROOT / "rlft" / "run.py"), str(recipe), "--output-dir", str(tmp_path / "run")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    log = proc.stdout + proc.stderr
+    print(f"failed 2-process run: {time.time() - started:.0f} s")
+    assert proc.returncode != 0, log[-4000:]
+    # the main process's own error, and the same words from the other rank, both as user errors (no traceback)
+    assert "error: " in log and "cannot load the LoRA adapter over its base model" in log, log[-4000:]
+    assert "error: merging the LoRA adapter failed on the main process: " in log, log[-4000:]
+    assert "exitcode  : 2" in log and "[rank1]: Traceback" not in log, log[-4000:]

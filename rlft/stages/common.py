@@ -202,11 +202,14 @@ def save_stage(trainer, tokenizer, ctx: StageContext, extra: dict | None = None)
     """Final weights (adapter or full) + tokenizer + chat template in HF/PEFT layout, and rlft's stage info."""
     trainer.save_model(str(ctx.stage_dir))
     model = trainer.accelerator.unwrap_model(trainer.model)
-    if trainer.accelerator.is_main_process and getattr(getattr(model, "peft_config", {}).get("default"),
-                                                       "trainable_token_indices", None):
+    if getattr(getattr(model, "peft_config", {}).get("default"), "trainable_token_indices", None):
         # PEFT saves the whole (resized) embedding matrices by default; the trained rows of the new tokens are in
-        # the adapter already, so keep the adapter small.
-        model.save_pretrained(str(ctx.stage_dir), save_embedding_layers=False)
+        # the adapter already, so keep the adapter small. Under ZeRO-3/FSDP each rank holds a shard of the weights:
+        # gather them on every rank (a collective, as Trainer.save_model does), then the main process writes.
+        sharded = trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled
+        state_dict = trainer.accelerator.get_state_dict(trainer.model_wrapped) if sharded else None
+        if trainer.accelerator.is_main_process:
+            model.save_pretrained(str(ctx.stage_dir), state_dict=state_dict, save_embedding_layers=False)
     if trainer.accelerator.is_main_process:
         tokenizer.save_pretrained(str(ctx.stage_dir))
         info = {"base_model": ctx.model_source, "template": ctx.template, **(extra or {})}

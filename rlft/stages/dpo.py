@@ -2,11 +2,11 @@
 
 How it differs from calling `DPOTrainer` yourself:
   1. With `rewards:` instead of a preference set, the pairs are made on-policy before training (as in RLHF-style
-     "best-of-k vs worst-of-k" DPO): k completions per prompt from the stage's starting policy, scored with the
-     weighted rewards; the best becomes `chosen`, the worst `rejected`, and prompts whose margin is below
-     `pairs.min_margin` (or zero) are skipped. The pairs, with their scores, are saved as `pairs.jsonl` in the stage
-     folder and reused when an interrupted stage resumes. The pairs are made once: this is offline DPO on on-policy
-     samples, not online DPO (see the `online_dpo` stage).
+     "best-of-k vs worst-of-k" DPO): the main process samples k completions per prompt from the stage's starting
+     policy (before the trainer's model is loaded) and scores them with the weighted rewards; the best becomes
+     `chosen`, the worst `rejected`, and prompts whose margin is below `pairs.min_margin` (or zero) are skipped. The
+     pairs, with their scores, are saved as `pairs.jsonl` in the stage folder and reused when an interrupted stage
+     resumes. The pairs are made once: this is offline DPO on on-policy samples, not online DPO (see `online_dpo`).
   2. The policy and its reference are the previous stage's output: a LoRA SFT stage is merged first, so with or
      without a LoRA adapter here the reference is the SFT model, not the base model.
   3. On CPU it trains in fp32 without gradient checkpointing.
@@ -20,8 +20,9 @@ import os
 import torch
 from trl import DPOConfig, DPOTrainer
 
-from rlft import data, models, rewards
+from rlft import compat, data, models, rewards
 from rlft.errors import RlftError
+from rlft.launch import on_main_process
 from rlft.stages import common, online
 
 CONFIG_CLASS = DPOConfig
@@ -69,20 +70,21 @@ def group_size(stage: dict) -> int:
 
 def run(stage: dict, ctx: common.StageContext) -> dict:
     tokenizer = models.load_tokenizer(ctx.model_source, ctx.trust_remote_code)
-    model = models.load_causal_lm(ctx.model_source, ctx.dtype, stage["quantization"], ctx.trust_remote_code)
     stats = {}
     if stage["rewards"] is not None:
         prompts, _, _ = data.load(stage["data"], ctx.recipe_dir, ("prompt",), ctx.seed)
         limit = (stage["pairs"] or {}).get("max_prompts")
         if limit and limit < len(prompts):
             prompts = prompts.shuffle(seed=ctx.seed).select(range(limit))
-        train, stats = make_pairs(stage, ctx, model, tokenizer, prompts)
+        train, stats = make_pairs(stage, ctx, tokenizer, prompts)
         evaluation = None
     else:
         train, evaluation, _ = data.load(stage["data"], ctx.recipe_dir, ("preference",), ctx.seed)
+    args = common.trainer_args(CONFIG_CLASS, stage, ctx)  # before the model: ZeRO-3 then loads it sharded
+    model = models.load_causal_lm(ctx.model_source, ctx.dtype, stage["quantization"], ctx.trust_remote_code)
     trainer = DPOTrainer(
         model=model,
-        args=common.trainer_args(CONFIG_CLASS, stage, ctx),
+        args=args,
         train_dataset=train,
         eval_dataset=evaluation,
         processing_class=tokenizer,
@@ -98,22 +100,15 @@ def run(stage: dict, ctx: common.StageContext) -> dict:
     return metrics
 
 
-def make_pairs(stage: dict, ctx, model, tokenizer, prompts):
+def make_pairs(stage: dict, ctx, tokenizer, prompts):
     """(preference Dataset, stats): best vs worst of k sampled completions per prompt, saved as pairs.jsonl."""
     from accelerate import PartialState
     from datasets import Dataset
 
     path = ctx.stage_dir / "pairs.jsonl"
-    state = PartialState()
-    stats = {}
-    with state.main_process_first():  # the main process samples and writes; the others read its file
-        if not path.is_file():
-            rows, stats = _rank(stage, ctx, model, tokenizer, prompts)
-            if state.is_main_process:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.with_suffix(".tmp").write_text("".join(json.dumps(r) + "\n" for r in rows))
-                os.replace(path.with_suffix(".tmp"), path)
-        rows = [json.loads(line) for line in path.read_text().splitlines()]
+    # the main process samples and writes (unless an interrupted run left the file); the others read its file
+    stats = on_main_process(PartialState(), "making DPO pairs", _write_pairs, path, stage, ctx, tokenizer, prompts)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
     if not rows:
         raise RlftError(f"{path}: no prompt had a positive reward margin of at least pairs.min_margin among its "
                         "samples; lower pairs.min_margin, raise pairs.k or pairs.temperature, or look at the rewards "
@@ -121,6 +116,21 @@ def make_pairs(stage: dict, ctx, model, tokenizer, prompts):
     stats.setdefault("pairs/kept", len(rows))
     stats.setdefault("pairs/margin_mean", sum(r["margin"] for r in rows) / len(rows))
     return Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows]), stats
+
+
+def _write_pairs(path, stage: dict, ctx, tokenizer, prompts) -> dict:
+    if path.is_file():
+        return {}
+    # A whole copy of the policy on this process alone, before the trainer's (sharded under ZeRO-3) model exists; an
+    # earlier stage's ZeRO-3 setting would make this load partition it with collectives the others never enter.
+    compat.forget_deepspeed_config()
+    model = models.load_causal_lm(ctx.model_source, ctx.dtype, stage["quantization"], ctx.trust_remote_code)
+    rows, stats = _rank(stage, ctx, model, tokenizer, prompts)
+    del model
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".tmp").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.replace(path.with_suffix(".tmp"), path)
+    return stats
 
 
 def _rank(stage: dict, ctx, model, tokenizer, prompts) -> tuple[list[dict], dict]:
