@@ -6,6 +6,7 @@ Formats (TRL's own dataset types, plus instruction templates):
   instruction        {"instruction", "input"?, "output"} rendered through `template` -> prompt/completion strings
   text               {"text"} plain language modelling
   preference         {"prompt", "chosen", "rejected"}
+  unpaired_preference {"prompt", "completion", "label": true/false} (is the completion desirable; for kto)
   prompt             {"prompt"} for the reward-driven stages
 Columns with other names are mapped with `columns: {messages: conversation}`.
 """
@@ -20,7 +21,8 @@ DATA_KEYS = {
     "train": (str, None, "local .jsonl/.json/.csv/.parquet file (relative to the recipe) or hub dataset name"),
     "eval": (str, None, "separate evaluation file or hub dataset"),
     "eval_split": (float, None, "hold out this fraction of train for evaluation, e.g. 0.1"),
-    "format": (str, None, "messages | prompt_completion | instruction | text | preference | prompt (default: detected)"),
+    "format": (str, None, "messages | prompt_completion | instruction | text | preference | unpaired_preference | "
+                          "prompt (default: detected)"),
     "columns": (dict, {}, "map rlft column names to yours, e.g. {messages: conversation}"),
     "template": (str, None, "instruction template with {instruction} and {input}; default: Alpaca style"),
     "split": (str, "train", "split to read from a hub dataset"),
@@ -31,6 +33,7 @@ COLUMNS = {
     "instruction": ["instruction", "output"],
     "text": ["text"],
     "preference": ["prompt", "chosen", "rejected"],
+    "unpaired_preference": ["prompt", "completion", "label"],
     "prompt": ["prompt"],
 }
 ALPACA = {
@@ -164,6 +167,10 @@ def _row_problem(row: dict, fmt: str) -> str | None:
         return None
     for col in COLUMNS[fmt]:
         value = row[col]
+        if col == "label":
+            if not isinstance(value, bool):
+                return f"column 'label' must be true (a desirable completion) or false, got {value!r}"
+            continue
         if isinstance(value, str):
             if not value.strip() and col != "input":
                 return f"column {col!r} is empty"

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 from rlft import recipe as recipes
-from rlft.stages import common, dpo, grpo, online_dpo, ppo, reward_model, rloo, sft
+from rlft.stages import common, dpo, grpo, kto, online_dpo, ppo, reward_model, rloo, sft
 
 
 class Stage(Protocol):
@@ -42,6 +42,7 @@ STAGES: dict[str, Stage] = {
     "dpo": dpo,
     "online_dpo": online_dpo,
     "reward_model": reward_model,
+    "kto": kto,
 }
 
 
