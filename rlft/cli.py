@@ -27,7 +27,9 @@ def parser() -> argparse.ArgumentParser:
 
     merge = sub.add_parser("merge", help="merge a LoRA stage into full weights")
     merge.add_argument("path", help="run folder (its last stage) or stage folder")
-    merge.add_argument("--out", required=True, help="folder to write the merged model to")
+    merge.add_argument("--out", required=True, help="folder to write the merged model to (new or empty)")
+    merge.add_argument("--force", action="store_true", help="replace --out if it holds a model folder from an "
+                       "earlier merge (only model and tokenizer files; anything else is refused)")
 
     chat = sub.add_parser("chat", help="talk to a trained stage, with the template it was trained with")
     chat.add_argument("path", help="run folder (its last stage) or stage folder")
@@ -89,8 +91,11 @@ def main(argv: list[str] | None = None) -> None:
             validate(args.recipe, args.overrides)
         elif args.command == "merge":
             from rlft.models import merge_adapter
+            from rlft.runfolder import check_export_target
 
-            out = merge_adapter(stage_folder(args.path), Path(args.out))
+            stage = stage_folder(args.path)
+            check_export_target(stage, Path(args.out), args.force)
+            out = merge_adapter(stage, Path(args.out), replace=True)
             print(f"merged model written to {out} (loads with AutoModelForCausalLM.from_pretrained)")
         elif args.command == "chat":
             chat(stage_folder(args.path), args.prompt, args.max_new_tokens, args.temperature)

@@ -52,7 +52,10 @@ def _run(state, recipe_path: Path, overrides, output_dir, dry_run, fresh) -> Pat
     recipe = load(recipe_path, overrides)
     recipe_dir = recipe_path.resolve().parent
     root = output_dir or recipe["output_dir"] or f"runs/{recipe['name']}"
-    folder = RunFolder(root, state.is_main_process)
+    # absolute, so paths recorded in stage outputs (an adapter's base model) do not depend on the working directory
+    folder = RunFolder(Path(root).absolute(), state.is_main_process)
+    folder.check()  # every process: a refused folder stops them all, before anything is written
+    state.wait_for_everyone()
     folder.prepare(fresh)
     state.wait_for_everyone()
     base = models.resolve(recipe["model"], recipe_dir)
@@ -65,7 +68,7 @@ def _run(state, recipe_path: Path, overrides, output_dir, dry_run, fresh) -> Pat
         stage_dir = folder.stage_dir(index, stage["name"])
         digest = section_hash(previous, stage, recipe, recipe_dir)
         previous = digest
-        status = folder.stage_state(stage_dir, digest)
+        status, checkpoint = folder.stage_state(stage_dir, digest)
         if status == "complete":
             summaries.append({**folder.completed_summary(stage_dir), "stage": stage["name"], "skipped": True})
         else:
@@ -75,10 +78,11 @@ def _run(state, recipe_path: Path, overrides, output_dir, dry_run, fresh) -> Pat
                 recipe=recipe, recipe_dir=recipe_dir, dtype=models.pick_dtype(recipe["dtype"]),
                 tensorboard_dir=folder.tensorboard_dir(stage["name"]),
                 callbacks=[folder.metrics_callback(stage["name"]), folder.samples_callback(stage["name"])],
-                resume=status == "interrupted" and any(stage_dir.glob("checkpoints/checkpoint-*")),
+                resume=checkpoint, run_dir=folder.root,
                 dry_run=dry_run, template=template, outputs={k: v for k, v in outputs.items() if k != "__last__"},
             )
             folder.mark_started(stage_dir, digest)
+            state.wait_for_everyone()  # the main process may have reset the stage folder
             started = time.time()
             metrics = STAGES[stage["type"]].run(stage, ctx)
             free_memory()  # the stage's model, reference and trainer go before the next stage loads its own

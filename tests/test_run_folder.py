@@ -114,12 +114,18 @@ def test_interrupted_stage_resumes_from_checkpoint(tmp_path, tiny_model_dir):
     assert steps == [1, 2, 3]  # step 1 from the first process, 2 and 3 resumed from checkpoint-1
 
 
-def test_fresh_starts_over(finished_run, tmp_path, tiny_model_dir):
+def test_fresh_starts_over(finished_run, tmp_path, tiny_model_dir, capsys):
     path = recipe(tmp_path, tiny_model_dir, max_steps=1)
     root = run(path, output_dir=str(tmp_path / "run"))
-    (root / "stray.txt").write_text("old")
+    (root / "notes.txt").write_text("mine")  # rlft did not write it: --fresh keeps it and says so
+    before = (root / "stages" / "00_sft" / "stage_complete.json").stat().st_mtime_ns
+    capsys.readouterr()
     run(path, output_dir=str(root), fresh=True)
-    assert not (root / "stray.txt").exists()
+    assert (root / "notes.txt").read_text() == "mine"
+    assert "kept 1 entry it did not write: notes.txt" in capsys.readouterr().out
+    assert (root / "stages" / "00_sft" / "stage_complete.json").stat().st_mtime_ns != before  # trained again
+    steps = [json.loads(line)["step"] for line in (root / "metrics.jsonl").read_text().splitlines() if '"loss"' in line]
+    assert steps == [1]  # the old metrics went with the old run
 
 
 def test_merge_and_chat(finished_run, tmp_path):

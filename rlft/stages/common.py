@@ -17,10 +17,11 @@ import torch
 from rlft import models
 from rlft.launch import launch_from_env, resolve_dtype
 from rlft.recipe import DTYPES, Checker, check_config
+from rlft.runfolder import write_atomic
 
 LORA_KEY = (dict, None, "-> peft.LoraConfig, e.g. {r: 16, lora_alpha: 32, target_modules: all-linear}")
 QUANT_KEY = (dict, None, "-> transformers.BitsAndBytesConfig, e.g. {load_in_4bit: true} (QLoRA; needs bitsandbytes)")
-STAGE_INFO = "rlft_stage.json"
+STAGE_INFO = models.STAGE_INFO
 
 
 @dataclass
@@ -35,7 +36,8 @@ class StageContext:
     dtype: torch.dtype
     tensorboard_dir: Path
     callbacks: list = field(default_factory=list)
-    resume: bool = False
+    resume: Path | None = None  # the last complete checkpoint of an interrupted run of this stage
+    run_dir: Path | None = None  # the run folder (stage_dir is inside it)
     dry_run: bool = False
     template: dict = field(default_factory=lambda: {"kind": "chat"})  # how prompts were rendered upstream
     outputs: dict = field(default_factory=dict)  # stage name -> output folder, for the stages run before this one
@@ -213,12 +215,16 @@ def save_stage(trainer, tokenizer, ctx: StageContext, extra: dict | None = None)
     if trainer.accelerator.is_main_process:
         tokenizer.save_pretrained(str(ctx.stage_dir))
         info = {"base_model": ctx.model_source, "template": ctx.template, **(extra or {})}
-        (ctx.stage_dir / STAGE_INFO).write_text(json.dumps(info, indent=2))
+        base = Path(ctx.model_source)
+        if ctx.run_dir is not None and base.is_absolute() and base.is_relative_to(ctx.run_dir.absolute()):
+            # the merged previous stage: found through this path wherever the run folder is moved (models.adapter_base)
+            info["base_model_relative"] = os.path.relpath(base, ctx.stage_dir.absolute())
+        write_atomic(ctx.stage_dir / STAGE_INFO, json.dumps(info, indent=2))
 
 
 def train(trainer, ctx: StageContext) -> dict:
     """Train (resuming from the last checkpoint when asked) and evaluate; returns the final metrics."""
-    result = trainer.train(resume_from_checkpoint=True if ctx.resume else None)
+    result = trainer.train(resume_from_checkpoint=str(ctx.resume) if ctx.resume else None)
     metrics = {**result.metrics, "train_steps": trainer.state.global_step}
     if trainer.eval_dataset is not None:
         metrics.update(trainer.evaluate())
