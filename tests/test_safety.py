@@ -325,3 +325,28 @@ def test_moved_run_folder_chats_merges_and_evaluates(two_stage, tmp_path, monkey
         assert torch.equal(adapter_base_embedding(moved / "stages" / "01_rl"), merged["model.embed_tokens.weight"])
     finally:
         hidden.rename(two_stage)
+
+
+# --- 4. the README's launch command ----------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_accelerate_launch_of_a_bad_recipe(tmp_path):
+    """What the README says a user sees under `accelerate launch`: rlft's message; then, from accelerate's own
+    single-process launcher, a CalledProcessError traceback for any non-zero exit, which `-q` drops. If this test
+    fails because accelerate changed, update the README paragraph "Errors under accelerate launch"."""
+    import subprocess
+    import sys
+
+    bad = write_recipe(tmp_path / "bad.yaml", "name: t\nmodel: smollm2-135m-instruct\nsed: 3\nstages:" + SFT)
+    root = Path(__file__).resolve().parent.parent
+    accelerate = [sys.executable, "-c", "import sys; from accelerate.commands.accelerate_cli import main; "
+                  "sys.argv[0] = 'accelerate'; sys.exit(main())", "launch", "--num_processes", "1"]
+    for quiet in ([], ["-q"]):
+        proc = subprocess.run([*accelerate, *quiet, "rlft/run.py", str(bad)], cwd=root, capture_output=True,
+                              text=True, timeout=600)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 1, out
+        assert "sed: unknown key; did you mean 'seed'?" in out and "stages[0].data.train" in out
+        rlft_part = out[:out.index("stages[0].data.train")]
+        assert "Traceback" not in rlft_part  # rlft itself prints no traceback
+        assert ("CalledProcessError" in out and "returned non-zero exit status 2" in out) == (not quiet), out
+        assert ("Traceback" in out) == (not quiet), out
