@@ -36,7 +36,7 @@ from rlft.errors import RlftError
 from rlft.eval_section import check, entry_name, load_prompts
 from rlft.recipe import Checker, ValidationContext
 from rlft.report import make_console
-from rlft.runfolder import referenced_files, sha256
+from rlft.runfolder import referenced_files, sha256, write_atomic
 from rlft.stages import STAGES
 
 DONE = "eval_complete.json"
@@ -53,7 +53,7 @@ def after_run(root: Path, recipe: dict, recipe_dir: Path, stages_digest: str) ->
         print(f"eval: up to date, see {done.parent / 'report.md'}")
         return
     evaluate(root, recipe, recipe_dir)
-    done.write_text(json.dumps({"hash": digest}))
+    write_atomic(done, json.dumps({"hash": digest}))
 
 
 def evaluate_folder(root: str | Path, prompts: str | None = None, max_new_tokens: int | None = None,
@@ -107,9 +107,10 @@ def evaluate(root: Path, recipe: dict, recipe_dir: Path) -> Path:
                    seed=recipe["seed"], sources={name: str(source) for name, source, _ in candidates})
     out = root / "eval"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in results))
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    (out / "report.md").write_text(report(root, summary, results, block["samples"]))
+    # each file whole or not at all (a kill mid-eval leaves eval/.done absent, so the rerun evaluates again)
+    write_atomic(out / "results.jsonl", "".join(json.dumps(r) + "\n" for r in results))
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2))
+    write_atomic(out / "report.md", report(root, summary, results, block["samples"]))
     print_summary(summary)
     print(f"eval: report {out / 'report.md'}")
     return out / "report.md"
