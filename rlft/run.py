@@ -52,8 +52,9 @@ def _run(state, recipe_path: Path, overrides, output_dir, dry_run, fresh) -> Pat
     recipe = load(recipe_path, overrides)
     recipe_dir = recipe_path.resolve().parent
     root = output_dir or recipe["output_dir"] or f"runs/{recipe['name']}"
+    label = f"--output-dir {root}" if output_dir else f"output_dir: {root} (recipe)" if recipe["output_dir"] else None
     # absolute, so paths recorded in stage outputs (an adapter's base model) do not depend on the working directory
-    folder = RunFolder(Path(root).absolute(), state.is_main_process)
+    folder = RunFolder(Path(root).absolute(), state.is_main_process, label)
     folder.check()  # every process: a refused folder stops them all, before anything is written
     state.wait_for_everyone()
     folder.prepare(fresh)

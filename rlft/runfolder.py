@@ -48,9 +48,10 @@ LOGS = ("metrics.jsonl", "samples.jsonl")  # appended to line by line while trai
 
 
 class RunFolder:
-    def __init__(self, root: str | Path, is_main: bool = True):
+    def __init__(self, root: str | Path, is_main: bool = True, label: str | None = None):
         self.root = Path(root)
         self.is_main = is_main
+        self.label = label or f"run folder {root}"  # how errors name it: where the user chose it
 
     def stage_dir(self, index: int, name: str) -> Path:
         return self.root / "stages" / f"{index:02d}_{name}"
@@ -60,22 +61,23 @@ class RunFolder:
         folder. Read-only, so every process can run it and all stop together."""
         root = self.root
         if root.exists() and not root.is_dir():
-            raise RlftError(f"--output-dir {root}: is an existing file, not a folder; give a folder path, e.g. "
+            raise RlftError(f"{self.label}: is an existing file, not a folder; give a folder path, e.g. "
                             f"--output-dir runs/NAME")
         if root.is_dir():
             if not is_run_folder(root) and any(root.iterdir()):
-                listing = ", ".join(sorted(p.name for p in root.iterdir())[:5])
-                raise RlftError(f"--output-dir {root}: the folder is not empty ({listing}, ...) and is not an rlft run "
+                names = sorted(p.name for p in root.iterdir())
+                listing = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+                raise RlftError(f"{self.label}: the folder is not empty ({listing}) and is not an rlft run "
                                 f"folder (no {MARKER}, lock.json or recipe.resolved.yaml): rlft neither writes into "
                                 "nor deletes it, with or without --fresh. Give a new or empty folder")
             if not os.access(root, os.W_OK | os.X_OK):
-                raise RlftError(f"--output-dir {root}: the folder is not writable; give a folder you can write to")
+                raise RlftError(f"{self.label}: the folder is not writable; give a folder you can write to")
             return
         parent = next(p for p in root.absolute().parents if p.exists())  # the folder will be created under it
         if not parent.is_dir():
-            raise RlftError(f"--output-dir {root}: {parent} is a file, so the folder cannot be created there")
+            raise RlftError(f"{self.label}: {parent} is a file, so the folder cannot be created there")
         if not os.access(parent, os.W_OK | os.X_OK):
-            raise RlftError(f"--output-dir {root}: cannot create it, {parent} is not writable; give a folder "
+            raise RlftError(f"{self.label}: cannot create it, {parent} is not writable; give a folder "
                             "you can write to")
 
     def prepare(self, fresh: bool) -> None:
@@ -99,7 +101,7 @@ class RunFolder:
             if not (self.root / MARKER).is_file():
                 write_atomic(self.root / MARKER, "written by rlft: this folder is an rlft run folder\n")
         except OSError as e:
-            raise RlftError(f"--output-dir {self.root}: cannot write there ({e.strerror or e}); give a folder you "
+            raise RlftError(f"{self.label}: cannot write there ({e.strerror or e}); give a folder you "
                             "can write to") from None
         for name in LOGS:
             repair_log(self.root / name)
