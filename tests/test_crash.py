@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -154,4 +155,6 @@ def test_killed_run_resumes_at_every_point(tmp_path, tiny_model_dir):
     from rlft.compare import load_run
 
     assert load_run(root).skipped_lines == 0  # rlft compare reads every line
-    print(f"4 kill points (merge cut mid-write: {cut_mid_merge}), 5 processes, {time.time() - started:.0f}s")
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(f"4 kill points (merge cut mid-write: {cut_mid_merge}), 5 processes, {time.time() - started:.0f}s wall, "
+          f"{cpu.ru_utime + cpu.ru_stime:.0f}s CPU in the runs")
