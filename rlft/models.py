@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -209,9 +210,13 @@ def adapter_base(folder: Path) -> str:
     config = json.loads(config_path.read_text())
     info_path = folder / STAGE_INFO
     relative = json.loads(info_path.read_text()).get("base_model_relative") if info_path.is_file() else None
+    recorded = Path(config["base_model_name_or_path"])
+    if not relative and not recorded.is_absolute() and recorded.parts[-3:-2] == ("stages",) \
+            and recorded.name == "merged":
+        relative = f"../{recorded.parts[-2]}/merged"  # written before base_model_relative: relative to the old cwd
     if not relative:
         return config["base_model_name_or_path"]
-    base = (folder.absolute() / relative).resolve()
+    base = Path(os.path.normpath(folder.absolute() / relative))
     if not (base / "config.json").is_file():
         raise RlftError(f"{folder}: its base model, {relative} relative to it (the merged previous stage), is missing "
                         f"at {base}; copy or move the whole run folder, not one stage")
@@ -219,6 +224,8 @@ def adapter_base(folder: Path) -> str:
         tmp = config_path.with_name(config_path.name + ".tmp")  # written whole, then renamed over the old one
         tmp.write_text(json.dumps({**config, "base_model_name_or_path": str(base)}, indent=2) + "\n")
         os.replace(tmp, config_path)
+        print(f"{config_path}: base_model_name_or_path now {base}, this run folder's own (it was moved or copied)",
+              file=sys.stderr)
     return str(base)
 
 

@@ -303,6 +303,27 @@ def test_copied_run_folder_loads_its_own_weights(two_stage, tmp_path, monkeypatc
     assert original["base_model_name_or_path"] == str(two_stage / "stages" / "00_sft" / "merged")  # untouched
 
 
+def test_run_folder_from_before_base_model_relative_loads_from_elsewhere(two_stage, tmp_path, monkeypatch):
+    """Run folders written by earlier rlft versions recorded the base relative to the directory the run started in."""
+    from rlft.models import load_for_inference
+
+    copy = tmp_path / "old"
+    shutil.copytree(two_stage, copy)
+    stage = copy / "stages" / "01_rl"
+    config = json.loads((stage / "adapter_config.json").read_text())
+    (stage / "adapter_config.json").write_text(json.dumps({**config,
+                                                           "base_model_name_or_path": "runs/x/stages/00_sft/merged"}))
+    info = json.loads((stage / "rlft_stage.json").read_text())
+    del info["base_model_relative"]
+    (stage / "rlft_stage.json").write_text(json.dumps(info))
+    monkeypatch.chdir(tmp_path)
+    model, _ = load_for_inference(stage)
+    merged = load_file(copy / "stages" / "00_sft" / "merged" / "model.safetensors")
+    assert torch.equal(model.get_input_embeddings().weight, merged["model.embed_tokens.weight"])
+    assert json.loads((stage / "adapter_config.json").read_text())["base_model_name_or_path"] == \
+        str(copy / "stages" / "00_sft" / "merged")
+
+
 def test_moved_run_folder_chats_merges_and_evaluates(two_stage, tmp_path, monkeypatch, capsys):
     """The original is gone after the move: every load below can only have read the moved folder."""
     moved = tmp_path / "moved"
