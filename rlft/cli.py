@@ -93,10 +93,12 @@ def main(argv: list[str] | None = None) -> None:
             from rlft.models import merge_adapter
             from rlft.runfolder import check_export_target
 
-            stage = stage_folder(args.path)
-            check_export_target(stage, Path(args.out), args.force)
-            out = merge_adapter(stage, Path(args.out), replace=True)
-            print(f"merged model written to {out} (loads with AutoModelForCausalLM.from_pretrained)")
+            stage, out = stage_folder(args.path), Path(args.out)
+            check_export_target(stage, out, args.force)
+            earlier = out.is_dir() and any(out.iterdir())  # a model folder from an earlier merge (--force)
+            merge_adapter(stage, out, replace=True)
+            print(f"merged model written to {out}{' (it replaced the model folder there)' if earlier else ''}; loads "
+                  "with AutoModelForCausalLM.from_pretrained")
         elif args.command == "chat":
             chat(stage_folder(args.path), args.prompt, args.max_new_tokens, args.temperature)
         elif args.command == "plan":

@@ -107,7 +107,7 @@ def evaluate(root: Path, recipe: dict, recipe_dir: Path) -> Path:
                    seed=recipe["seed"], sources={name: str(source) for name, source, _ in candidates})
     out = root / "eval"
     out.mkdir(parents=True, exist_ok=True)
-    # each file whole or not at all (a kill mid-eval leaves eval/eval_complete.json absent, so the rerun evaluates again)
+    # each file whole or not at all; a kill mid-eval leaves eval_complete.json absent, so the rerun evaluates again
     write_atomic(out / "results.jsonl", "".join(json.dumps(r) + "\n" for r in results))
     write_atomic(out / "summary.json", json.dumps(summary, indent=2))
     write_atomic(out / "report.md", report(root, summary, results, block["samples"]))

@@ -49,7 +49,8 @@ eval:
   batch_size: 1
   limit: 3
 """
-REWARDS_PY = "def length(prompts, completions, **kwargs):\n    return [len(c[-1]['content']) / 100 for c in completions]\n"
+REWARDS_PY = ("def length(prompts, completions, **kwargs):\n"
+              "    return [len(c[-1]['content']) / 100 for c in completions]\n")
 
 
 class Run:

@@ -36,7 +36,8 @@ GRPO = """
     args: {max_steps: 1, per_device_train_batch_size: 2, num_generations: 2, max_completion_length: 8,
            learning_rate: 1.0e-2}
 """
-REWARDS_PY = "def length(prompts, completions, **kwargs):\n    return [len(c[-1]['content']) / 100 for c in completions]\n"
+REWARDS_PY = ("def length(prompts, completions, **kwargs):\n"
+              "    return [len(c[-1]['content']) / 100 for c in completions]\n")
 
 
 def write_inputs(folder: Path, model, stages: str = SFT) -> Path:
@@ -134,6 +135,7 @@ def test_merge_replaces_an_earlier_merge_only_with_force(lora_run, tmp_path, cap
     refused(["merge", str(lora_run), "--out", str(out)], capsys, "not empty", "--force")
     code, text = cli(["merge", str(lora_run), "--out", str(out), "--force"], capsys)
     assert code == 0, text
+    assert "it replaced the model folder there" in text
     assert (out / "model.safetensors").stat().st_mtime_ns != first
     assert [p.name for p in tmp_path.iterdir()] == ["export"]  # no temporary or old folder left beside it
     AutoModelForCausalLM.from_pretrained(out)
