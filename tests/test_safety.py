@@ -17,7 +17,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from conftest import CHAT, messages_rows, prompt_rows, write_jsonl, write_recipe
-from rlft.cli import EXIT_USER_ERROR, main
+from rlft.cli import main
+from rlft.errors import EXIT_USER_ERROR
 from rlft.runfolder import MARKER, last_checkpoint, repair_log
 
 SFT = """
