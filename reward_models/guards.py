@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import re
 
+from rlft.rewards.contract import TRL_REWARD_KWARGS
+
 TARGET_WORDS = 120  # length_penalty: replies up to this many words are not penalised
 NGRAM = 2  # repetition: word n-grams counted; bigrams catch "please please please" and looped sentences
 DISTINCT_OK = 0.9  # repetition: share of distinct n-grams from which the guard stops biting (natural text ~0.95+)
@@ -30,8 +32,8 @@ RELEVANCE_FLOOR = 0.1  # relevance guard: 1 for an on-topic reply, this for one 
 RELEVANT_WORDS = 2  # relevance: sharing this many of the prompt's content words counts as fully on topic
 MAX_MARKER_SHARE = 0.5  # stuffing: politeness markers may make up this share of a reply's words before it bites
 
-# Keywords TRL passes to every reward besides the dataset columns.
-TRL_KEYWORDS = {"completion_ids", "trainer_state", "log_extra", "log_metric", "environments"}
+# Keywords TRL passes to every reward besides the dataset columns: rlft's one list of them.
+TRL_KEYWORDS = set(TRL_REWARD_KWARGS)
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # Function words, not evidence that a reply is on topic.

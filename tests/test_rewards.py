@@ -86,9 +86,9 @@ def exits_with(argv: list[str], capsys) -> str:
 
 # --- the contract on plain strings ----------------------------------------------------------------------------------
 def test_doctests_of_the_contract_and_the_worked_example():
-    assert doctest.testmod(rewards).failed == 0
-    example = rewards.load_function("my_rewards.py:brevity", ROOT / "recipes")  # recipes/my_rewards.py
-    assert doctest.testmod(__import__(example.__module__)).failed == 0
+    assert sum(doctest.testmod(m).failed for m in (rewards, rewards.runtime, rewards.remote)) == 0
+    example = rewards.load_module("my_rewards.py", ROOT / "recipes")  # recipes/my_rewards.py
+    assert doctest.testmod(example).failed == 0
 
 
 @pytest.mark.parametrize("returned, message", [
@@ -140,7 +140,7 @@ def test_file_path_dotted_path_and_kwargs(reward_dir):
 def test_trl_reward_works_unchanged_in_grpo_signature_check():
     from trl.rewards import think_format_reward  # a reward written for TRL's GRPOTrainer
 
-    receives = {"prompts", "completions", *rewards.TRL_EXTRAS}
+    receives = {"prompts", "completions", *rewards.ALWAYS_PASSED}
     assert rewards.signature_problem(think_format_reward, receives, {}) is None
 
 
@@ -163,7 +163,7 @@ def test_trl_reward_works_unchanged_in_grpo_signature_check():
     ("      - {fn: my_rewards.py:length}\n      - {fn: my_rewards.py:length}", "two rewards are named 'length'"),
     ("      - {fn: my_rewards.py:length, wieght: 2}", "stages[0].rewards[0].wieght: unknown key; did you mean 'weight'?"),
     ("      - {model: rm_folder}", "'rm_folder' is neither a reward_model stage of this recipe (none) nor a folder"),
-    ("      - {fn: my_rewards.py:length, model: x}", "give exactly one of fn: (a Python function) or model:"),
+    ("      - {fn: my_rewards.py:length, model: x}", "give exactly one of fn: (a Python function), model: (a reward model) or url: (a reward server); got fn and model"),
 ])
 def test_recipe_problems(reward_dir, tiny_model_dir, capsys, reward_lines, message):
     err = exits_with(["validate", str(grpo_recipe(reward_dir, tiny_model_dir, reward_lines))], capsys)

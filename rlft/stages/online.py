@@ -37,14 +37,16 @@ def check_data(stage: dict, path: str, ctx, formats: tuple[str, ...], example: s
     return rewards.data_columns(ctx, stage["data"], formats)
 
 
-def run(stage: dict, ctx: common.StageContext, config_class, trainer_class, log_reward_means: bool = False) -> dict:
+def run(stage: dict, ctx: common.StageContext, config_class, trainer_class, log_reward_means: bool = False,
+        awaits_rewards: bool = True) -> dict:
     """Train `trainer_class` on the stage's prompts and rewards.
 
-    `log_reward_means` adds each reward's mean and std to every log, for trainers that log only the summed score.
+    `log_reward_means` adds each reward's mean and std to every log, for trainers that log only the summed score;
+    `awaits_rewards=False` (online DPO) hands async rewards over as synchronous calls.
     """
     tokenizer = models.load_tokenizer(ctx.model_source, ctx.trust_remote_code)
     train, evaluation, _ = data.load(stage["data"], ctx.recipe_dir, FORMATS, ctx.seed)
-    reward_funcs = rewards.build(stage, ctx)
+    reward_funcs = rewards.build(stage, ctx, concurrent=awaits_rewards)
     args_stage = {**stage, "args": {**stage["args"], "reward_weights": rewards.weights(stage)}}
     args = common.trainer_args(config_class, args_stage, ctx)  # before the model: ZeRO-3 then loads it sharded
     model = models.load_causal_lm(ctx.model_source, ctx.dtype, stage["quantization"], ctx.trust_remote_code)

@@ -42,7 +42,8 @@ def check(stage: dict, path: str, ctx) -> None:
 
 
 def run(stage: dict, ctx: common.StageContext) -> dict:
-    return online.run(stage, ctx, *_trl(), log_reward_means=True)  # TRL's online DPO logs only the summed score
+    # TRL's online DPO logs only the summed score, and calls every reward synchronously
+    return online.run(stage, ctx, *_trl(), log_reward_means=True, awaits_rewards=False)
 
 
 def group_size(stage: dict) -> int:
