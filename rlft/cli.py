@@ -1,4 +1,4 @@
-"""The `rlft` command: run, validate, merge, chat, rewards check, compare, eval.
+"""The `rlft` command: run, validate, merge, chat, rewards check, serve-reward, compare, eval.
 
 User mistakes (`RlftError`) print one clear message and exit 2, without a traceback.
 """
@@ -57,6 +57,22 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--stage", help="only this stage (default: every stage with rewards)")
     check.add_argument("--completions", help=".jsonl of {prompt, completion} to score instead of sampling")
     check.add_argument("--output-dir", help="run folder whose finished stages to sample from (default runs/<name>)")
+    check.add_argument("--timeout", type=float, help="seconds one reward call may take (default: each reward's "
+                       "timeout:, else 300)")
+
+    serve = sub.add_parser("serve-reward", help="serve a reward over HTTP (POST /score, OpenRLHF's POST /get_reward, "
+                           "GET /health), for a recipe's url: rewards")
+    serve.add_argument("spec", help="module.path:function, file.py:function, or a reward model folder")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
+                       "only; 0.0.0.0 for every interface, with --token-env)")
+    serve.add_argument("--port", type=int, default=8000, help="default 8000; 0 = any free port (printed)")
+    serve.add_argument("--token-env", help="environment variable holding a bearer token every request must send")
+    serve.add_argument("--kwargs", help="JSON object of keyword arguments bound to the function, as kwargs: in a "
+                       "recipe")
+    serve.add_argument("--max-batch", type=int, default=64, help="a reward model scores up to this many "
+                       "completions of concurrent requests at once (default 64)")
+    serve.add_argument("--max-request-mb", type=float, default=32, help="largest request body (default 32 MB)")
+    serve.add_argument("--timeout", type=float, default=300, help="seconds one reward call may take (default 300)")
 
     compare = sub.add_parser("compare", help="overlay runs' curves in one PNG; table per run and stage; recipe diff")
     compare.add_argument("runs", nargs="+", metavar="RUN_DIR")
@@ -109,7 +125,13 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "rewards":
             from rlft.rewards_check import preflight
 
-            preflight(args.recipe, args.overrides, args.n, args.k, args.stage, args.completions, args.output_dir)
+            preflight(args.recipe, args.overrides, args.n, args.k, args.stage, args.completions, args.output_dir,
+                      args.timeout)
+        elif args.command == "serve-reward":
+            from rlft.reward_server import serve
+
+            serve(args.spec, args.host, args.port, args.token_env, args.max_batch, args.kwargs, args.max_request_mb,
+                  args.timeout)
         elif args.command == "compare":
             from rlft.compare import compare
 

@@ -9,24 +9,25 @@ and the time per call. Constant and degenerate rewards are flagged.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
 from rlft import data, models
 from rlft.errors import RlftError
 from rlft.report import make_console
-from rlft.rewards import build, call_all, entries, sample, weighted
+from rlft.rewards import build, call_all, entries, remote, sample, state, weighted
 from rlft.runfolder import COMPLETE, RunFolder
 from rlft.stages import STAGES, load
 
 
 def preflight(recipe_path: str, overrides: list[str] = (), n: int = 16, k: int | None = None,
-              stage_name: str | None = None, completions_file: str | None = None, output_dir: str | None = None) -> None:
+              stage_name: str | None = None, completions_file: str | None = None, output_dir: str | None = None,
+              timeout: float | None = None) -> None:
     """Run every reward of the recipe's reward-driven stages on n data rows and print their statistics.
 
     Completions are sampled (k per prompt) from the stage's starting policy: the previous policy stage's output if
     it has run, else the recipe's model; or read from `completions_file` (.jsonl rows with prompt and completion).
+    `timeout` (seconds) replaces each reward's own time limit. Reward servers are asked for /health first.
     """
     recipe = load(recipe_path, overrides)
     recipe_dir = Path(recipe_path).resolve().parent
@@ -34,6 +35,13 @@ def preflight(recipe_path: str, overrides: list[str] = (), n: int = 16, k: int |
     if not stages:
         raise RlftError(f"{recipe_path}: no stage {'named ' + repr(stage_name) + ' ' if stage_name else ''}"
                         "has rewards: to check")
+    if timeout is not None and not timeout > 0:
+        raise RlftError(f"--timeout {timeout:g}: give the seconds one reward call may take, a number > 0, e.g. 60")
+    if timeout is not None:
+        stages = [{**s, "rewards": [{**r, "timeout": timeout} for r in s["rewards"]]} for s in stages]
+    for stage in stages:  # before any model loads: a server that is down is the first thing to know
+        for entry in (e for e in entries(stage) if e["url"]):
+            remote.health(entry["url"], entry["headers"])
     failed = []
     for stage in stages:
         source, outputs, note = _starting_policy(recipe, stage, recipe_dir, output_dir)
@@ -112,20 +120,23 @@ def _report(stage: dict, ctx, prompts, completions, columns, k: int, note: str) 
     for col in ("reward", "weight", "mean", "std", "min", "max", "None/NaN", "tied groups", "s/call", "flags"):
         table.add_column(col, justify="left" if col in ("reward", "flags") else "right")
     failed, per_reward, weights_used = [], [], []
-    for entry, fn in _built(stage, ctx):
+    built = list(_built(stage, ctx))
+    ready = [fn for _, fn in built if not isinstance(fn, str)]
+    # all at once, as the trainer calls them: the async ones (LLM judges, reward servers) concurrently
+    results = iter(call_all(ready, prompts, completions, columns, return_exceptions=True))
+    for entry, fn in built:
         if isinstance(fn, str):  # could not be built (e.g. a reward model stage that has not run)
-            table.add_row(entry["name"] or entry["fn"] or entry["model"], str(entry["weight"]), *["-"] * 7, fn)
+            table.add_row(entry["name"] or entry["fn"] or entry["model"] or entry["url"], str(entry["weight"]),
+                          *["-"] * 7, fn)
             continue
-        try:
-            started = time.perf_counter()
-            values = call_all([fn], prompts, completions, columns)[0]
-            seconds = time.perf_counter() - started
-        except RlftError as e:
+        values = next(results)
+        if isinstance(values, RlftError):
             failed.append(fn.__name__)
-            table.add_row(fn.__name__, str(entry["weight"]), *["-"] * 7, f"[red]error: {e}[/]")
+            table.add_row(fn.__name__, str(entry["weight"]), *["-"] * 7, f"[red]error: {values}[/]")
             continue
         per_reward.append(values)
         weights_used.append(entry["weight"])
+        seconds = state(fn).seconds / max(state(fn).calls, 1)
         table.add_row(fn.__name__, str(entry["weight"]), *_stats(values, k), f"{seconds:.3f}", _flags(values, k))
     if per_reward:
         total = weighted(per_reward, weights_used)
@@ -138,7 +149,7 @@ def _report(stage: dict, ctx, prompts, completions, columns, k: int, note: str) 
 def _built(stage: dict, ctx):
     for entry in entries(stage):
         try:
-            yield entry, build({**stage, "rewards": [entry]}, ctx)[0]
+            yield entry, build({**stage, "rewards": [entry]}, ctx, stop_on_all_none=False)[0]
         except RlftError as e:
             yield entry, f"not run: {e}"
 

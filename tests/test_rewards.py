@@ -65,6 +65,9 @@ def reward_dir(tmp_path) -> Path:
     (tmp_path / "scorers" / "tone.py").write_text(
         "def exclaims(prompts, completions, **kw):\n    return [float(str(c).count('!')) for c in completions]\n")
     (tmp_path / "broken.py").write_text("def oops(:\n")
+    (tmp_path / "exits.py").write_text("import sys\nprint('usage: ...')\nsys.exit(3)\n")  # a script, not a module
+    (tmp_path / "interrupts.py").write_text("raise KeyboardInterrupt\n")
+    (tmp_path / "raises_exit.py").write_text("raise SystemExit\n")
     write_jsonl(tmp_path / "prompts.jsonl", prompt_rows())
     return tmp_path
 
@@ -163,6 +166,18 @@ def test_trl_reward_works_unchanged_in_grpo_signature_check():
     ("      - {fn: my_rewards.py:length}\n      - {fn: my_rewards.py:length}", "two rewards are named 'length'"),
     ("      - {fn: my_rewards.py:length, wieght: 2}", "stages[0].rewards[0].wieght: unknown key; did you mean 'weight'?"),
     ("      - {model: rm_folder}", "'rm_folder' is neither a reward_model stage of this recipe (none) nor a folder"),
+    ("      - {url: 'htp:/x/score'}", "stages[0].rewards[0].url: 'htp:/x/score' is not an http(s) URL with a host"),
+    ("      - {url: 'http://h:99999/score'}", "'http://h:99999/score' is not a valid URL"),
+    ("      - {url: 'http://h:8000/score', headers: {Authorization: Bearer abc123}}",
+     "rewards[0].headers.Authorization: holds a literal secret"),
+    ("      - {url: 'http://h:8000/score', headers: {Authorization: 'Bearer ${RLFT_TEST_UNSET}'}}",
+     "environment variable RLFT_TEST_UNSET is not set"),
+    ("      - {url: 'http://h:8000/score', max_batch: 0}", "rewards[0].max_batch: 0 must be at least 1"),
+    ("      - {fn: my_rewards.py:length, max_batch: 4}", "rewards[0].max_batch: applies to url: rewards only"),
+    ("      - {fn: my_rewards.py:length, timeout: 0}", "rewards[0].timeout: 0 must be a number of seconds > 0"),
+    ("      - {fn: exits.py:f}", "exits.py: the module called sys.exit(3) while being imported"),
+    ("      - {fn: interrupts.py:f}", "interrupts.py: the module raised KeyboardInterrupt while being imported"),
+    ("      - {fn: raises_exit.py:f}", "raises_exit.py: the module called sys.exit(None) while being imported"),
     ("      - {fn: my_rewards.py:length, model: x}", "give exactly one of fn: (a Python function), model: (a reward model) or url: (a reward server); got fn and model"),
 ])
 def test_recipe_problems(reward_dir, tiny_model_dir, capsys, reward_lines, message):
@@ -221,3 +236,146 @@ def test_rewards_check_from_file_and_failures(reward_dir, tiny_model_dir, capsys
                                                      "      - {fn: my_rewards.py:nan}")
     text = exits_with(["rewards", "check", str(recipe), "--completions", completions], capsys)
     assert "1 reward(s) failed: nan" in text and "error: reward 'nan' returned nan for sample 3 of 4" in text
+
+
+# --- one list of what TRL passes, loading without side effects --------------------------------------------------------
+def test_trl_reward_kwargs_are_what_trl_passes():
+    """contract.TRL_REWARD_KWARGS is read off TRL's own `_calculate_rewards`; this fails when TRL changes them."""
+    import re
+
+    import trl
+
+    found = {}
+    for trainer in ("grpo_trainer", "rloo_trainer"):
+        source = (Path(trl.__file__).parent / "trainer" / f"{trainer}.py").read_text()
+        body = source[source.index("def _calculate_rewards"):]
+        body = body[:body.index("\n    def ", 10)]
+        passed = set(re.findall(r'\breward_kwargs\["(\w+)"\] =', body))
+        found[trainer] = passed | ({"completion_ids"} if "completion_ids=completion_ids_list" in body else set())
+    assert found["grpo_trainer"] == set(rewards.TRL_REWARD_KWARGS)
+    assert found["rloo_trainer"] == set(rewards.ALWAYS_PASSED)
+    from reward_models import guards
+
+    assert guards.TRL_KEYWORDS == set(rewards.TRL_REWARD_KWARGS)  # the shipped rewards read the same list
+
+
+def test_two_recipes_files_of_one_name_do_not_collide(tmp_path):
+    import sys
+
+    for name, value in (("one", 1.0), ("two", 2.0)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "helpers.py").write_text(f"VALUE = {value}\n")  # a neighbour of the same name, too
+        (tmp_path / name / "my_rewards.py").write_text(
+            "from helpers import VALUE\n\ndef score(prompts, completions, **kw):\n    return [VALUE] * len(completions)\n")
+    path_before, modules_before = list(sys.path), set(sys.modules)
+    one = rewards.load_function("my_rewards.py:score", tmp_path / "one")
+    two = rewards.load_function("my_rewards.py:score", tmp_path / "two")
+    assert one(["p"], ["c"]) == [1.0] and two(["p"], ["c"]) == [2.0]
+    assert one.__module__ != two.__module__
+    assert sys.path == path_before and set(sys.modules) == modules_before  # nothing left behind
+
+
+# --- async rewards, time limits, all-None batches ---------------------------------------------------------------------
+ASYNC_PY = """
+import asyncio, threading
+
+async def slow_a(prompts, completions, **kwargs):
+    await asyncio.sleep(1)
+    return [1.0] * len(completions)
+
+async def slow_b(prompts, completions, **kwargs):
+    await asyncio.sleep(1)
+    return [2.0] * len(completions)
+
+def plain(prompts, completions, **kwargs):
+    return [0.5] * len(completions)
+
+async def short(prompts, completions, **kwargs):
+    return [0.5] * (len(completions) - 1)
+
+def hangs(prompts, completions, **kwargs):
+    threading.Event().wait()
+
+async def hangs_async(prompts, completions, **kwargs):
+    await asyncio.sleep(3600)
+
+def nothing(prompts, completions, **kwargs):
+    return [None] * len(completions)
+
+def some(prompts, completions, **kwargs):
+    return [None] + [1.0] * (len(completions) - 1)
+"""
+
+
+class Ctx:
+    def __init__(self, folder):
+        self.recipe_dir, self.outputs, self.callbacks, self.dtype = folder, {}, [], None
+
+
+def test_async_rewards_stay_async_and_run_concurrently(tmp_path):
+    import asyncio
+    import inspect
+    import time
+
+    from trl.trainer.utils import is_async_callable
+
+    (tmp_path / "judges.py").write_text(ASYNC_PY)
+    stage = {"rewards": [{"fn": "judges.py:slow_a"}, {"fn": "judges.py:plain"}, {"fn": "judges.py:slow_b"}]}
+    built = rewards.build(stage, Ctx(tmp_path))
+    assert [inspect.iscoroutinefunction(r) for r in built] == [True, False, True]
+    assert [is_async_callable(r) for r in built] == [True, False, True]  # what GRPOTrainer / RLOOTrainer check
+    assert [r.__name__ for r in built] == ["slow_a", "plain", "slow_b"]
+    kwargs = {"prompts": ["p", "q"], "completions": ["a", "b"], "completion_ids": None}
+
+    async def as_trl_does():  # TRL: asyncio.gather of the async rewards on its event loop
+        return await asyncio.gather(built[0](**kwargs), built[2](**kwargs))
+
+    started = time.perf_counter()
+    assert asyncio.run(as_trl_does()) == [[1.0, 1.0], [2.0, 2.0]]
+    assert time.perf_counter() - started < 1.8  # two 1 s rewards together: concurrent, not 2 s
+    started = time.perf_counter()
+    assert rewards.call_all(built, ["p", "q"], ["a", "b"], {}) == [[1.0, 1.0], [0.5, 0.5], [2.0, 2.0]]
+    assert time.perf_counter() - started < 1.8  # rlft's own callers (rewards check, eval, DPO ranking) gather too
+    synchronous = rewards.build(stage, Ctx(tmp_path), concurrent=False)  # online DPO calls rewards synchronously
+    assert not any(inspect.iscoroutinefunction(r) for r in synchronous)
+    assert synchronous[0](**kwargs) == [1.0, 1.0]
+    short = rewards.build({"rewards": [{"fn": "judges.py:short"}]}, Ctx(tmp_path))[0]
+    with pytest.raises(RlftError, match="reward 'short' returned 1 value for 2 completions; it must return exactly"):
+        asyncio.run(short(**kwargs))  # checked exactly like a sync reward
+
+
+@pytest.mark.parametrize("fn", ["hangs", "hangs_async"])
+def test_a_reward_that_never_returns_stops_at_its_time_limit(tmp_path, tiny_model_dir, capsys, fn):
+    import time
+
+    (tmp_path / "judges.py").write_text(ASYNC_PY)
+    write_jsonl(tmp_path / "prompts.jsonl", prompt_rows())
+    recipe = grpo_recipe(tmp_path, tiny_model_dir, f"      - {{fn: judges.py:{fn}}}")
+    completions = write_jsonl(tmp_path / "c.jsonl", [{"prompt": "p", "completion": c} for c in ("a", "b")])
+    started = time.perf_counter()
+    text = exits_with(["rewards", "check", str(recipe), "--completions", str(completions), "--timeout", "1"], capsys)
+    assert f"reward '{fn}' did not return within its time limit of 1 s" in text
+    assert time.perf_counter() - started < 30
+    assert "--timeout 0: give the seconds" in exits_with(["rewards", "check", str(recipe), "--timeout", "0"], capsys)
+
+
+def test_all_none_batch_stops_but_some_none_is_fine(tmp_path):
+    (tmp_path / "judges.py").write_text(ASYNC_PY)
+    both = rewards.build({"rewards": [{"fn": "judges.py:nothing"}, {"fn": "judges.py:some"}]}, Ctx(tmp_path))
+    assert rewards.call_all(both, ["p", "q"], ["a", "b"], {}) == [[None, None], [None, 1.0]]
+    none = rewards.build({"rewards": [{"fn": "judges.py:nothing"}, {"fn": "judges.py:nothing", "name": "again"}]},
+                         Ctx(tmp_path))
+    with pytest.raises(RlftError, match=r"all 2 rewards returned None for every one of the 2 completions of a batch"):
+        rewards.call_all(none, ["p", "q"], ["a", "b"], {})
+
+
+def test_all_none_rewards_stop_a_real_run(tmp_path, tiny_model_dir, capsys):
+    import re
+
+    (tmp_path / "judges.py").write_text(ASYNC_PY)
+    write_jsonl(tmp_path / "prompts.jsonl", prompt_rows())
+    recipe = grpo_recipe(tmp_path, tiny_model_dir, "      - {fn: judges.py:nothing}")
+    text = exits_with(["run", str(recipe), "--output-dir", str(tmp_path / "run")], capsys)
+    assert re.search(r"error: the stage's only reward returned None for every one of the \d+ completions of a batch "
+                     r"\(last: 'nothing', sample 0: .*\); the trainer would train on nothing with loss 0", text), text
+    assert not (tmp_path / "run" / "stages" / "00_rl" / "stage_complete.json").exists()

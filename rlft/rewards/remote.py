@@ -55,7 +55,7 @@ def check_entry(ctx, entry: dict, where: str) -> str:
             if missing:
                 ctx.add(f"{where}.headers.{header}", f"environment variable {missing[0]} is not set; export it "
                         "before the run")
-    return entry.get("name") or default_name(entry["url"])
+    return entry.get("name") or (entry["url"] if problem else default_name(entry["url"]))
 
 
 def url_problem(url: str) -> str | None:

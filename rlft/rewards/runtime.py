@@ -48,7 +48,7 @@ def build(stage: dict, ctx, concurrent: bool = True, stop_on_all_none: bool = Tr
         timeout = entry["timeout"] or DEFAULT_TIMEOUT
         if entry["fn"] is not None:
             fn = load_function(entry["fn"], ctx.recipe_dir)
-            fn = _bind(fn, entry["kwargs"]) if entry["kwargs"] else fn
+            fn = bind_kwargs(fn, entry["kwargs"]) if entry["kwargs"] else fn
             name = entry["name"] or getattr(fn, "__name__", type(fn).__name__)
         elif entry["url"] is not None:
             fn = remote.RemoteReward(entry["url"], entry["timeout"], entry["max_batch"], entry["concurrency"],
@@ -64,7 +64,8 @@ def build(stage: dict, ctx, concurrent: bool = True, stop_on_all_none: bool = Tr
     return out
 
 
-def _bind(fn, kwargs: dict):
+def bind_kwargs(fn, kwargs: dict):
+    """`fn` with `kwargs` bound, keeping its name (and its being async)."""
     if is_async_callable(fn):
         async def bound(prompts, completions, **columns):
             return await fn(prompts=prompts, completions=completions, **columns, **kwargs)
