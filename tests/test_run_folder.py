@@ -18,7 +18,8 @@ from rlft.stages import load
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every recipe shipped in recipes/ (recursively); adding one means adding it here, so none is skipped silently.
-SHIPPED_RECIPES = {"sft_only.yaml", "polite_assistant.yaml", "polite_dpo.yaml", "custom_reward.yaml"}
+SHIPPED_RECIPES = {"sft_only.yaml", "polite_assistant.yaml", "polite_dpo.yaml", "custom_reward.yaml",
+                   "remote_reward.yaml"}
 
 
 def test_every_shipped_recipe_validates():
@@ -30,7 +31,7 @@ def test_every_shipped_recipe_validates():
         recipe = load(path)
         assert recipe["stages"], path
         checked += 1
-    assert checked == len(names) and checked >= 1
+    assert checked == len(names) == len(SHIPPED_RECIPES) == 5
 
 
 def recipe(tmp_path, model_dir, max_steps=2, extra_args="") -> Path:

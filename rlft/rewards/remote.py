@@ -22,6 +22,8 @@ import asyncio
 import json
 import os
 import re
+import ssl
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from rlft.errors import RlftError
@@ -107,29 +109,40 @@ class RemoteReward:
         self.max_batch, self.concurrency, self.retries = max_batch, concurrency, retries
         self.headers = dict(headers or {})
         self.__name__ = name or default_name(url)
+        self._loop = self._http = None
 
     async def __call__(self, prompts, completions, **kwargs) -> list:
-        import httpx  # an optional-feeling dependency: only reward servers need it
-
         n = len(completions)
         columns = {k: v for k, v in kwargs.items() if k not in TRL_REWARD_KWARGS and isinstance(v, (list, tuple))
                    and len(v) == n}
         limit = asyncio.Semaphore(self.concurrency)
-        async with httpx.AsyncClient(timeout=self.timeout, headers=expand_headers(self.headers, self.url)) as client:
-            async def one(start: int):
-                stop = min(start + self.max_batch, n)
-                body = {"prompts": list(prompts[start:stop]), "completions": list(completions[start:stop]),
-                        **{k: list(v[start:stop]) for k, v in columns.items()}}
-                async with limit:
-                    return await self._post(client, body)
+        client = self._client()
 
-            answers = await asyncio.gather(*(one(s) for s in range(0, n, self.max_batch)))
+        async def one(start: int):
+            stop = min(start + self.max_batch, n)
+            body = {"prompts": list(prompts[start:stop]), "completions": list(completions[start:stop]),
+                    **{k: list(v[start:stop]) for k, v in columns.items()}}
+            async with limit:
+                return await self._post(client, body)
+
+        answers = await asyncio.gather(*(one(s) for s in range(0, n, self.max_batch)))
         if len(answers) == 1:
             return answers[0]  # whatever it is: the caller's checks report a wrong shape as for a local reward
         if not all(isinstance(a, list) for a in answers):
             bad = next(a for a in answers if not isinstance(a, list))
             return bad
         return [v for a in answers for v in a]
+
+    def _client(self):
+        """One client (and its open connections) per event loop: TRL keeps one loop for the whole run."""
+        import httpx  # deferred: only url: rewards need it
+
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop = loop
+            self._http = httpx.AsyncClient(timeout=self.timeout, headers=expand_headers(self.headers, self.url),
+                                           verify=_ssl_context())
+        return self._http
 
     async def _post(self, client, body: dict):
         import httpx
@@ -167,6 +180,14 @@ class RemoteReward:
             raise RlftError(f"reward server {self.url} answered {str(answer)[:80]!r}, without a \"rewards\" list; "
                             "the protocol is {\"rewards\": [one number or null per completion]}")
         return answer["rewards"]
+
+
+@lru_cache(maxsize=1)
+def _ssl_context():
+    """Built once: httpx would load the CA bundle again for every client (tens of ms)."""
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def unreachable(url: str, error: Exception, attempts: int) -> str:
