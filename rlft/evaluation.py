@@ -89,7 +89,8 @@ def evaluate(root: Path, recipe: dict, recipe_dir: Path) -> Path:
     prompts = list(ds["prompt"])
     columns = {c: list(ds[c]) for c in ds.column_names if c != "prompt"}
     candidates = policies(root, recipe, recipe_dir)
-    funcs = rewards.build({"rewards": reward_entries(recipe)}, _reward_ctx(root, recipe, recipe_dir), stop_on_all_none=False)
+    funcs = rewards.build({"rewards": reward_entries(recipe)}, _reward_ctx(root, recipe, recipe_dir),
+                          stop_on_all_none=False)  # a report: a reward that never applies shows as such
     results = []
     for name, source, template in candidates:
         print(f"eval: {name}: generating {len(prompts)} answers with {source}")

@@ -6,7 +6,7 @@ SPEC is what a recipe's `fn:` takes (`module.path:function`, `file.py:function`,
     POST /score       {"prompts": [...], "completions": [...], "<column>": [...]}  ->  {"rewards": [...]}
     POST /get_reward  OpenRLHF's remote reward model: {"query": [prompt + response, ...], "prompts": [...],
                       "labels": [...]}  ->  {"rewards": [...]}; the completion is the query less its prompt
-    GET  /health      {"status": "ok", "reward": NAME, "max_batch": N}
+    GET  /health      {"status": "ok", "reward": NAME, "max_batch": N, "scored": {"requests": R, "batches": B}}
 
 How it behaves:
   1. Every answer is checked as in training (one finite number or null per completion); a request that is not
@@ -40,6 +40,8 @@ from rlft.rewards.contract import ALWAYS_PASSED, DEFAULT_TIMEOUT
 from rlft.rewards.loading import load_function
 from rlft.rewards.model import ModelReward
 from rlft.rewards.runtime import CheckedReward, bind_kwargs, trl_extras
+
+BATCH_WINDOW = 0.005  # seconds a reward model waits after a request for others to score with it
 
 
 def load_reward(spec: str, kwargs: dict | None = None, timeout: float = DEFAULT_TIMEOUT) -> CheckedReward:
@@ -80,6 +82,7 @@ class Batcher:
     async def _work(self) -> None:
         while True:
             batch = [await self.queue.get()]
+            await asyncio.sleep(BATCH_WINDOW)  # let requests sent together arrive
             size = len(batch[0][1])
             while not self.queue.empty() and size + len(self.queue._queue[0][1]) <= self.max_batch:
                 batch.append(self.queue.get_nowait())
@@ -101,6 +104,7 @@ class Batcher:
 def make_app(reward: CheckedReward, token: str | None = None, max_batch: int = 64, max_bytes: int = 32 << 20):
     """The Starlette app serving `reward`."""
     batcher = Batcher(reward, max_batch) if isinstance(reward.fn, ModelReward) else None
+    requests = [0]  # scoring requests answered through the batcher
 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status,
@@ -117,13 +121,13 @@ def make_app(reward: CheckedReward, token: str | None = None, max_batch: int = 6
 
     async def body_of(request: Request):
         if int(request.headers.get("content-length") or 0) > max_bytes:
-            return error(413, f"request larger than the server's limit of {max_bytes >> 20} MB; send smaller batches "
-                         "(max_batch: on the reward)")
+            return error(413, f"request larger than the server's limit of {max_bytes / (1 << 20):g} MB; send smaller "
+                         "batches (max_batch: on the reward) or raise --max-request-mb")
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > max_bytes:
-                return error(413, f"request larger than the server's limit of {max_bytes >> 20} MB")
+                return error(413, f"request larger than the server's limit of {max_bytes / (1 << 20):g} MB")
             chunks.append(chunk)
         try:
             body = json.loads(b"".join(chunks))
@@ -144,6 +148,7 @@ def make_app(reward: CheckedReward, token: str | None = None, max_batch: int = 6
             return error(422, f"reward {reward.__name__!r} {problem}")
         try:
             if batcher is not None:
+                requests[0] += 1
                 values = await batcher.score(prompts, completions)
             else:
                 values = await reward.acall(prompts, completions, **columns, **trl_extras())
@@ -176,7 +181,9 @@ def make_app(reward: CheckedReward, token: str | None = None, max_batch: int = 6
         return await score(prompts, completions, columns)
 
     async def health(request: Request) -> JSONResponse:
-        return refused(request) or JSONResponse({"status": "ok", "reward": reward.__name__, "max_batch": max_batch})
+        scored = {"requests": reward.calls if batcher is None else requests[0], "batches": reward.calls}
+        return refused(request) or JSONResponse({"status": "ok", "reward": reward.__name__, "max_batch": max_batch,
+                                                 "scored": scored})
 
     async def not_found(request: Request, exc) -> JSONResponse:
         return error(exc.status_code, f"{request.method} {request.url.path}: not served here; the endpoints are "

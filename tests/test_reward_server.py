@@ -94,7 +94,8 @@ def politeness_server(token):
     """`rlft serve-reward reward_models.politeness:politeness` on a free port, with a bearer token."""
     env = {**os.environ, "RM_TOKEN": token, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen([sys.executable, "-m", "rlft.cli", "serve-reward", "reward_models.politeness:politeness",
-                                "--port", "0", "--token-env", "RM_TOKEN", "--max-batch", "8"],
+                                "--port", "0", "--token-env", "RM_TOKEN", "--max-batch", "8",
+                                "--max-request-mb", "0.05"],
                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     port = _port_from(process, "http://127.0.0.1:")
     yield f"http://127.0.0.1:{port}"
@@ -142,6 +143,8 @@ def test_score_health_openrlhf_and_token(politeness_server, token):
         got = HTTP.post(politeness_server + route, json=body, headers=auth)
         assert got.status_code == status and message in got.json()["error"], got.text
     assert HTTP.post(f"{politeness_server}/score", content=b"{nope", headers=auth).status_code == 400
+    huge = HTTP.post(f"{politeness_server}/score", json={"prompts": ["p"], "completions": ["x" * 60_000]}, headers=auth)
+    assert huge.status_code == 413 and "larger than the server's limit" in huge.json()["error"]
     assert HTTP.get(f"{politeness_server}/nothing", headers=auth).json()["error"].startswith("GET /nothing")
 
 
@@ -282,3 +285,35 @@ def test_serve_reward_start_errors(tmp_path):
     assert missing.returncode == 2 and "has no 'nope'" in missing.stderr and "Traceback" not in missing.stderr
     (tmp_path / "config.json").write_text("{}")
     assert "--kwargs applies to functions" in start(str(tmp_path), "--kwargs", '{"a": 1}').stderr
+
+
+def test_a_reward_model_folder_served_in_batches(tmp_path, tiny_model_dir):
+    """A reward_model-style folder (sequence classifier, one logit) behind the server: concurrent requests are scored
+    together, with the values the in-process ModelReward gives."""
+    import asyncio
+
+    import torch
+    from transformers import AutoConfig, AutoTokenizer, LlamaForSequenceClassification
+
+    config = AutoConfig.from_pretrained(tiny_model_dir, num_labels=1)
+    torch.manual_seed(0)
+    LlamaForSequenceClassification(config).save_pretrained(tmp_path / "rm")
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(tmp_path / "rm")
+    process = subprocess.Popen([sys.executable, "-m", "rlft.cli", "serve-reward", str(tmp_path / "rm"), "--port", "0"],
+                               cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{_port_from(process, 'http://127.0.0.1:')}"
+        prompts = [f"Question {i}: " for i in range(8)]
+        completions = [f"answer number {i}" * (i + 1) for i in range(8)]
+        remote = rewards.RemoteReward(f"{url}/score", max_batch=1, concurrency=8, timeout=120)  # 8 requests at once
+        served = asyncio.run(remote(prompts=prompts, completions=completions))
+        assert served == pytest.approx(rewards.ModelReward(tmp_path / "rm")(prompts, completions), abs=1e-4)
+        scored = HTTP.get(f"{url}/health").json()["scored"]
+        assert scored["requests"] == 8 and scored["batches"] < 8  # requests that arrived together, scored together
+        openrlhf = rewards.RemoteReward(f"{url}/get_reward")  # rlft's client speaking OpenRLHF's protocol
+        assert asyncio.run(openrlhf(prompts=prompts[:2], completions=completions[:2])) == pytest.approx(served[:2],
+                                                                                                          abs=1e-4)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)

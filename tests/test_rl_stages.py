@@ -22,6 +22,9 @@ def length(prompts, completions, **kwargs):
 
 def brevity(prompts, completions, target_words=20, **kwargs):
     return [-abs(len(c[-1]["content"].split()) - target_words) / target_words for c in completions]
+
+async def length_async(prompts, completions, **kwargs):  # an LLM judge's shape: every stage awaits it
+    return [len(c[-1]["content"]) / 100 for c in completions]
 '''
 
 
@@ -175,7 +178,7 @@ def test_dpo_on_policy_pairs_ranked_by_rewards(folder, tiny_model_dir):
   - name: dpo
     type: dpo
     data: {train: prompts.jsonl}
-    rewards: [{fn: my_rewards.py:length}]
+    rewards: [{fn: my_rewards.py:length_async, name: length}]
     pairs: {k: 3, max_new_tokens: 8, max_prompts: 4}
     lora: {r: 4, lora_alpha: 8, target_modules: all-linear}
     args: {max_steps: 2, per_device_train_batch_size: 2, learning_rate: 1.0e-2, max_length: 128}
@@ -194,7 +197,7 @@ def test_rloo_trains(folder, tiny_model_dir):
   - name: rloo
     type: rloo
     data: {{train: prompts.jsonl}}
-    rewards: [{{fn: my_rewards.py:length}}]
+    rewards: [{{fn: my_rewards.py:length_async, name: length}}]
     args: {{max_steps: 2, {GEN}}}
 """), output_dir=str(folder / "run"))
     assert changed(tiny_model_dir, root / "stages" / "00_rloo") > 5
@@ -207,7 +210,7 @@ def test_online_dpo_trains_and_logs_each_reward(folder, tiny_model_dir):
     type: online_dpo
     data: {train: prompts.jsonl}
     rewards:
-      - fn: my_rewards.py:length
+      - {fn: my_rewards.py:length_async, name: length}  # async beside sync; TRL's online DPO calls them synchronously
       - {fn: my_rewards.py:brevity, weight: 0.5}
     args: {max_steps: 2, per_device_train_batch_size: 2, max_new_tokens: 8, learning_rate: 1.0e-2, max_length: 128}
 """), output_dir=str(folder / "run"))

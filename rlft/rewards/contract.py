@@ -44,7 +44,8 @@ ALWAYS_PASSED = ("completion_ids", "trainer_state", "log_extra", "log_metric")  
 
 def entries(stage: dict) -> list[dict]:
     """The stage's reward entries with defaults filled in."""
-    return [{k: v for k, (_, v, _) in REWARD_KEYS.items()} | raw for raw in stage.get("rewards") or []]
+    return [{k: v for k, (_, v, _) in REWARD_KEYS.items() if k not in URL_ONLY or raw.get("url")} | raw
+            for raw in stage.get("rewards") or []]
 
 
 def weights(stage: dict) -> list[float]:

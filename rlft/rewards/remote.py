@@ -1,6 +1,7 @@
 """Rewards served over HTTP: the client behind `- url: http://host:8000/score` in a recipe.
 
-The protocol (served by `rlft serve-reward`, see README "Reward servers"):
+The protocol (served by `rlft serve-reward`, see README "Reward servers"; a URL ending in /get_reward is spoken to
+in OpenRLHF's remote reward model protocol instead, see `openrlhf_body`):
 
     POST /score   {"prompts": [...], "completions": [...], "<column>": [...], ...}  ->  {"rewards": [...]}
     GET  /health  -> {"status": "ok", ...}
@@ -110,6 +111,7 @@ class RemoteReward:
         self.headers = dict(headers or {})
         self.__name__ = name or default_name(url)
         self._loop = self._http = None
+        self.openrlhf = urlsplit(url).path.rstrip("/").endswith("/get_reward")  # OpenRLHF's protocol
 
     async def __call__(self, prompts, completions, **kwargs) -> list:
         n = len(completions)
@@ -122,6 +124,8 @@ class RemoteReward:
             stop = min(start + self.max_batch, n)
             body = {"prompts": list(prompts[start:stop]), "completions": list(completions[start:stop]),
                     **{k: list(v[start:stop]) for k, v in columns.items()}}
+            if self.openrlhf:
+                body = openrlhf_body(body)
             async with limit:
                 return await self._post(client, body)
 
@@ -180,6 +184,22 @@ class RemoteReward:
             raise RlftError(f"reward server {self.url} answered {str(answer)[:80]!r}, without a \"rewards\" list; "
                             "the protocol is {\"rewards\": [one number or null per completion]}")
         return answer["rewards"]
+
+
+def openrlhf_body(body: dict) -> dict:
+    """rlft's request as OpenRLHF's remote reward model takes it: {"query": prompt + response, "prompts", "labels"}.
+
+    OpenRLHF's queries are the templated text; for conversational data, without the policy's chat template, each
+    message list is sent as its contents joined by newlines.
+    """
+    def text(item) -> str:
+        return item if isinstance(item, str) else "\n".join(str(m.get("content", "")) for m in item)
+
+    prompts = [text(p) for p in body["prompts"]]
+    out = {"query": [p + text(c) for p, c in zip(prompts, body["completions"])], "prompts": prompts}
+    if "labels" in body or "label" in body:
+        out["labels"] = body.get("labels", body.get("label"))
+    return out
 
 
 @lru_cache(maxsize=1)
