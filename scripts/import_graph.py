@@ -21,6 +21,7 @@ LAYERS = {
     "cli": 1,  # the `rlft` command
     "run": 2,  # run orchestration: parse -> validate -> each stage -> eval -> summary
     "evaluation": 3, "compare": 3, "plan": 3, "rewards_check": 3,  # tools that read recipes and run folders
+    "reward_server": 3,  # a tool that serves rewards
 }
 NAMES = {1: "cli", 2: "run", 3: "tools", 4: "stages", 5: "core"}
 

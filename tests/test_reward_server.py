@@ -277,7 +277,8 @@ stages:
 def test_serve_reward_start_errors(tmp_path):
     def start(*args, env=None):
         return subprocess.run([sys.executable, "-m", "rlft.cli", "serve-reward", *args], cwd=ROOT, text=True,
-                              capture_output=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+                              capture_output=True, timeout=120,
+                              env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
 
     unset = start("reward_models.politeness:politeness", "--token-env", "RLFT_NO_SUCH_VAR")
     assert unset.returncode == 2 and "RLFT_NO_SUCH_VAR: that environment variable is not set" in unset.stderr

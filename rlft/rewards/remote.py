@@ -179,7 +179,8 @@ class RemoteReward:
             answer = response.json()
         except ValueError:
             raise RlftError(f"reward server {self.url} answered with something that is not JSON "
-                            f"({response.text[:80]!r}); is it a scoring endpoint (rlft serve-reward: /score)?") from None
+                            f"({response.text[:80]!r}); is it a scoring endpoint (rlft serve-reward: /score)?"
+                            ) from None
         if not isinstance(answer, dict) or "rewards" not in answer:
             raise RlftError(f"reward server {self.url} answered {str(answer)[:80]!r}, without a \"rewards\" list; "
                             "the protocol is {\"rewards\": [one number or null per completion]}")
