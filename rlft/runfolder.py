@@ -36,6 +36,7 @@ import yaml
 from transformers import TrainerCallback
 
 from rlft.errors import RlftError
+from rlft.rewards.contract import redact, redact_argument
 
 PACKAGES = ("rlft", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "evaluate", "gguf",
             "bitsandbytes", "deepspeed", "onnxruntime")
@@ -108,14 +109,15 @@ class RunFolder:
 
     def write_resolved(self, recipe: dict) -> None:
         if self.is_main:
-            write_atomic(self.root / "recipe.resolved.yaml", yaml.safe_dump(recipe, sort_keys=False))
+            # header values that are not ${ENV_VAR} references never reach the run folder
+            write_atomic(self.root / "recipe.resolved.yaml", yaml.safe_dump(redact(recipe), sort_keys=False))
 
     def write_lock(self, recipe_path: Path, recipe: dict, recipe_dir: Path, model_source: str) -> None:
         if not self.is_main:
             return
         lock = {
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "command": sys.argv,
+            "command": [redact_argument(a) for a in sys.argv],
             "python": sys.version.split()[0],
             "platform": platform.platform(),
             "packages": {p: _version(p) for p in PACKAGES if _version(p)},

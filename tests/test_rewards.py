@@ -379,3 +379,23 @@ def test_all_none_rewards_stop_a_real_run(tmp_path, tiny_model_dir, capsys):
     assert re.search(r"error: the stage's only reward returned None for every one of the \d+ completions of a batch "
                      r"\(last: 'nothing', sample 0: .*\); the trainer would train on nothing with loss 0", text), text
     assert not (tmp_path / "run" / "stages" / "00_rl" / "stage_complete.json").exists()
+
+
+def test_header_secrets_never_reach_the_run_folder(tmp_path, monkeypatch):
+    """Defence behind validation (which refuses literal secrets in auth headers): whatever the run folder writes keeps
+    ${VAR} references and redacts every other header value, in the recipe, the lock's command line and the stage."""
+    import sys
+
+    from rlft.runfolder import RunFolder
+
+    recipe = {"name": "r", "model": "m", "stages": [{"name": "rl", "rewards": [
+        {"url": "http://h:8000/score", "headers": {"Authorization": "Bearer ${RM_TOKEN}", "X-Api": "s3cr3t-value"}}]}]}
+    (tmp_path / "recipe.yaml").write_text("name: r\n")
+    monkeypatch.setattr(sys, "argv", ["rlft", "run", "recipe.yaml", "stages.rl.rewards.0.headers.X-Api=s3cr3t-value"])
+    folder = RunFolder(tmp_path / "run")
+    folder.prepare(fresh=False)
+    folder.write_resolved(recipe)
+    folder.write_lock(tmp_path / "recipe.yaml", recipe, tmp_path, "m")
+    written = "".join(p.read_text() for p in (tmp_path / "run").iterdir())
+    assert "s3cr3t-value" not in written and "Bearer ${RM_TOKEN}" in written and "<redacted>" in written
+    assert "s3cr3t-value" not in str(rewards.described(recipe["stages"][0]))  # rlft_stage.json's rewards

@@ -29,8 +29,8 @@ The package, by job:
 from __future__ import annotations
 
 from rlft.rewards.checks import check, check_init_from, data_columns, model_name, signature_problem
-from rlft.rewards.contract import (ALWAYS_PASSED, DEFAULT_TIMEOUT, REWARD_KEYS, REWARDS_KEY, TRL_REWARD_KWARGS, entries,
-                                   weights)
+from rlft.rewards.contract import (ALWAYS_PASSED, DEFAULT_TIMEOUT, REWARD_KEYS, REWARDS_KEY, TRL_REWARD_KWARGS, described,
+                                   entries, redact, weights)
 from rlft.rewards.loading import load_function, load_module
 from rlft.rewards.model import ModelReward, sample
 from rlft.rewards.remote import RemoteReward
@@ -38,6 +38,6 @@ from rlft.rewards.runtime import (CheckedReward, as_async, build, call_all, log_
                                   weighted)
 
 __all__ = ["ALWAYS_PASSED", "DEFAULT_TIMEOUT", "REWARD_KEYS", "REWARDS_KEY", "TRL_REWARD_KWARGS", "CheckedReward",
-           "ModelReward", "RemoteReward", "as_async", "build", "call_all", "check", "check_init_from", "data_columns",
-           "entries", "load_function", "load_module", "log_callback", "model_name", "recent_means", "sample",
-           "signature_problem", "state", "weighted", "weights"]
+           "ModelReward", "RemoteReward", "as_async", "build", "call_all", "check", "check_init_from",
+           "data_columns", "described", "entries", "load_function", "load_module", "log_callback", "model_name",
+           "recent_means", "redact", "sample", "signature_problem", "state", "weighted", "weights"]

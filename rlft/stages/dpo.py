@@ -96,7 +96,7 @@ def run(stage: dict, ctx: common.StageContext) -> dict:
     if stats:
         trainer.log(dict(stats))  # into metrics.jsonl and TensorBoard at step 0
     metrics = {**stats, **common.train(trainer, ctx)}
-    common.save_stage(trainer, tokenizer, ctx, {"rewards": rewards.entries(stage)} if stage["rewards"] else None)
+    common.save_stage(trainer, tokenizer, ctx, {"rewards": rewards.described(stage)} if stage["rewards"] else None)
     return metrics
 
 

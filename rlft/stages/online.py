@@ -64,7 +64,7 @@ def run(stage: dict, ctx: common.StageContext, config_class, trainer_class, log_
         return {"train_rows": len(train), "rewards": ", ".join(r.__name__ for r in reward_funcs)}
     metrics = common.train(trainer, ctx)
     metrics.update(last_reward_means(trainer))
-    common.save_stage(trainer, tokenizer, ctx, {"rewards": rewards.entries(stage)})
+    common.save_stage(trainer, tokenizer, ctx, {"rewards": rewards.described(stage)})
     return metrics
 
 
