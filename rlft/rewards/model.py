@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rlft.models import load_tokenizer
-
 
 class ModelReward:
     """A trained reward model (sequence classifier, one logit) as a TRL-contract reward, scored the way TRL does."""
@@ -19,6 +17,8 @@ class ModelReward:
         import torch
         from accelerate import PartialState
         from transformers import AutoModelForSequenceClassification
+
+        from rlft.models import load_tokenizer  # deferred with torch: `import rlft.rewards` stays light (pure rewards)
 
         self.tokenizer = load_tokenizer(str(folder))
         self.model = AutoModelForSequenceClassification.from_pretrained(str(folder), num_labels=1,
