@@ -369,6 +369,15 @@ def test_all_none_batch_stops_but_some_none_is_fine(tmp_path):
         rewards.call_all(none, ["p", "q"], ["a", "b"], {})
 
 
+def test_a_stuck_reward_stops_a_real_run(tmp_path, tiny_model_dir, capsys):
+    """The run stops at the limit (the stuck call's daemon thread is left behind; it cannot be killed)."""
+    (tmp_path / "judges.py").write_text(ASYNC_PY)
+    write_jsonl(tmp_path / "prompts.jsonl", prompt_rows())
+    recipe = grpo_recipe(tmp_path, tiny_model_dir, "      - {fn: judges.py:hangs, timeout: 1}")
+    text = exits_with(["run", str(recipe), "--output-dir", str(tmp_path / "run")], capsys)
+    assert "reward 'hangs' did not return within its time limit of 1 s" in text
+
+
 def test_all_none_rewards_stop_a_real_run(tmp_path, tiny_model_dir, capsys):
     import re
 
