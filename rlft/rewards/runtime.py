@@ -264,11 +264,18 @@ def run_coroutine(coro):
     except RuntimeError:
         return asyncio.run(coro)
     box = {}
-    worker = threading.Thread(target=lambda: box.update(value=asyncio.run(coro)), daemon=True)
+
+    def target():
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as e:  # handed to the caller's thread
+            box["error"] = e
+
+    worker = threading.Thread(target=target, daemon=True)  # its own loop: this thread's is busy calling us
     worker.start()
     worker.join()
-    if "value" not in box:
-        raise RlftError("an async reward could not be run from this thread's event loop")
+    if "error" in box:
+        raise box["error"]
     return box["value"]
 
 
