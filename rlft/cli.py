@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "run":
             from rlft.run import run  # imports torch and TRL: deferred, so `rlft compare` and `--help` start fast
 
-            run(args.recipe, args.overrides, args.output_dir, args.dry_run, args.fresh)
+            run(args.recipe, args.overrides, args.output_dir, args.dry_run, args.fresh, args.profile)
         elif args.command == "validate":
             validate(args.recipe, args.overrides)
         elif args.command == "merge":

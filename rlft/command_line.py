@@ -14,6 +14,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--output-dir", help="run folder (default runs/<name>)")
     p.add_argument("--dry-run", action="store_true", help="load data, models and trainers; run no step")
     p.add_argument("--fresh", action="store_true", help="delete the run folder first instead of resuming")
+    p.add_argument("--profile", action="store_true", help="time and peak memory per part of each stage "
+                   "(generation, rewards, reference, forward/backward, optimizer): stages/NN_name/profile.json")
     return p
 
 

@@ -1,7 +1,7 @@
 """rlft entry point: run a recipe's stages in order.
 
     accelerate launch rlft/run.py recipes/polite_assistant.yaml [stages.sft.args.max_steps=5 ...]
-        [--output-dir DIR] [--dry-run] [--fresh]
+        [--output-dir DIR] [--dry-run] [--fresh] [--profile]
 
 parse -> validate -> for each stage: run it from the previous policy stage's output -> eval (if the recipe has
 one) -> summary.
@@ -32,21 +32,22 @@ from rlft.runfolder import RunFolder, section_hash  # noqa: E402
 from rlft.stages import STAGES, common, load  # noqa: E402
 
 def run(recipe_path: str | Path, overrides: list[str] = (), output_dir: str | None = None,
-        dry_run: bool = False, fresh: bool = False) -> Path:
-    """Run every stage of a recipe; returns the run folder (for a dry run: the temporary one, already removed)."""
+        dry_run: bool = False, fresh: bool = False, profile: bool = False) -> Path:
+    """Run every stage of a recipe; returns the run folder (for a dry run: the temporary one, already removed).
+    `profile` writes stages/NN_name/profile.json."""
     recipe_path = Path(recipe_path)
     state = distributed_state()  # first: validation builds TRL configs, which read the world size
     try:
         # a dry run writes into a temporary folder, removed when it ends: it leaves nothing behind
         with tempfile.TemporaryDirectory(prefix="rlft-dry-run-") if dry_run else contextlib.nullcontext() as scratch:
-            root = _run(state, recipe_path, overrides, scratch or output_dir, dry_run, fresh)
+            root = _run(state, recipe_path, overrides, scratch or output_dir, dry_run, fresh, profile)
             state.wait_for_everyone()
     finally:
         shutdown(state)
     return root
 
 
-def _run(state, recipe_path: Path, overrides, output_dir, dry_run, fresh) -> Path:
+def _run(state, recipe_path: Path, overrides, output_dir, dry_run, fresh, profile=False) -> Path:
     from transformers import set_seed
 
     recipe = load(recipe_path, overrides)
@@ -81,6 +82,7 @@ def _run(state, recipe_path: Path, overrides, output_dir, dry_run, fresh) -> Pat
                 callbacks=[folder.metrics_callback(stage["name"]), folder.samples_callback(stage["name"])],
                 resume=checkpoint, run_dir=folder.root,
                 dry_run=dry_run, template=template, outputs={k: v for k, v in outputs.items() if k != "__last__"},
+                profile_path=folder.profile_path(stage_dir) if profile and not dry_run else None,
             )
             folder.mark_started(stage_dir, digest)
             state.wait_for_everyone()  # the main process may have reset the stage folder
@@ -90,6 +92,8 @@ def _run(state, recipe_path: Path, overrides, output_dir, dry_run, fresh) -> Pat
             template = ctx.template
             summary = {"stage": stage["name"], "type": stage["type"], "seconds": round(time.time() - started, 1),
                        "output": str(stage_dir), "metrics": _plain(metrics)}
+            if ctx.profile_path is not None and ctx.profile_path.is_file():
+                summary["profile"] = folder.read_profile(stage_dir)
             state.wait_for_everyone()
             if not dry_run:
                 folder.mark_complete(stage_dir, digest, summary)
@@ -176,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="rlft run", description="run a recipe")
     args = command_line.parse_args(command_line.add_run_arguments(p), argv)
     with user_errors():
-        run(args.recipe, args.overrides, args.output_dir, args.dry_run, args.fresh)
+        run(args.recipe, args.overrides, args.output_dir, args.dry_run, args.fresh, args.profile)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@
         checkpoints/           trainer checkpoints (an interrupted stage resumes from the last complete one)
         stage_started.json     the hash of the recipe section the checkpoints belong to
         stage_complete.json    written last: the stage finished; holds the hash of its recipe section
+        profile.json           with `rlft run --profile`: seconds and peak memory per part of the training
 
 Safety rules (STYLE.md 11): rlft writes into a folder only when it is new, empty or an rlft run folder, and
 `--fresh` deletes only the entries listed in `ENTRIES`. A stage binds the run to its recipe section only once it has
@@ -46,6 +47,7 @@ MARKER = ".rlft_run"
 # Everything rlft writes at the top of a run folder: all that --fresh deletes.
 ENTRIES = ("stages", "tensorboard", "eval", "metrics.jsonl", "samples.jsonl", "lock.json", "recipe.resolved.yaml")
 LOGS = ("metrics.jsonl", "samples.jsonl")  # appended to line by line while training: a kill can tear the last line
+PROFILE = "profile.json"
 
 
 class RunFolder:
@@ -174,6 +176,12 @@ class RunFolder:
 
     def samples_callback(self, stage: str) -> TrainerCallback:
         return SamplesCallback(self.root / "samples.jsonl", stage)
+
+    def profile_path(self, stage_dir: Path) -> Path:
+        return stage_dir / PROFILE
+
+    def read_profile(self, stage_dir: Path) -> dict:
+        return json.loads((stage_dir / PROFILE).read_text())
 
     def tensorboard_dir(self, stage: str) -> Path:
         return self.root / "tensorboard" / stage

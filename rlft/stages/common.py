@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from rlft import models
+from rlft import models, profiling
 from rlft.launch import launch_from_env, resolve_dtype
 from rlft.recipe import DTYPES, Checker, check_config
 from rlft.runfolder import write_atomic
@@ -41,6 +41,7 @@ class StageContext:
     dry_run: bool = False
     template: dict = field(default_factory=lambda: {"kind": "chat"})  # how prompts were rendered upstream
     outputs: dict = field(default_factory=dict)  # stage name -> output folder, for the stages run before this one
+    profile_path: Path | None = None  # `rlft run --profile`: where train() writes the stage's time/memory profile
 
     @property
     def trust_remote_code(self) -> bool:
@@ -224,7 +225,10 @@ def save_stage(trainer, tokenizer, ctx: StageContext, extra: dict | None = None)
 
 def train(trainer, ctx: StageContext) -> dict:
     """Train (resuming from the last checkpoint when asked) and evaluate; returns the final metrics."""
+    profiler = profiling.attach(trainer) if ctx.profile_path is not None else None
     result = trainer.train(resume_from_checkpoint=str(ctx.resume) if ctx.resume else None)
+    if profiler is not None and trainer.accelerator.is_main_process:
+        profiling.write(profiler, ctx.profile_path)
     metrics = {**result.metrics, "train_steps": trainer.state.global_step}
     if trainer.eval_dataset is not None:
         metrics.update(trainer.evaluate())
