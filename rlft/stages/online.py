@@ -7,7 +7,7 @@ config's `reward_weights`, and the trainer starts from the previous stage's outp
 
 from __future__ import annotations
 
-from rlft import data, models, rewards
+from rlft import data, models, rewards, speed
 from rlft.stages import common
 
 FORMATS = ("prompt",)
@@ -60,6 +60,7 @@ def run(stage: dict, ctx: common.StageContext, config_class, trainer_class, log_
         peft_config=common.lora_config(stage, []),
         callbacks=[*([rewards.log_callback(reward_funcs)] if log_reward_means else []), *ctx.callbacks],
     )
+    speed.speed_up_generation(trainer)  # merged adapter + shared prompt prefill during generate (rlft.speed)
     if ctx.dry_run:
         return {"train_rows": len(train), "rewards": ", ".join(r.__name__ for r in reward_funcs)}
     metrics = common.train(trainer, ctx)

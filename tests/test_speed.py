@@ -1,0 +1,82 @@
+"""rlft.speed: the reward stages' generation speed-ups sample exactly what plain `generate` samples, leave the frozen
+weights (the KL reference) untouched, and step aside where they do not apply."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from rlft import speed
+
+PROMPTS = ["Hello there, how are you?", "Fix my code now!!!", "Why is the sky blue? Tell me in detail."]
+
+
+@pytest.fixture(scope="module")
+def lora_model(tiny_model_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokenizer.padding_side = "left"
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32),
+                           LoraConfig(task_type="CAUSAL_LM", r=4, lora_alpha=8, target_modules="all-linear"))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)  # as after training: the adapter changes the outputs
+    return model.eval(), tokenizer
+
+
+def encode(tokenizer, prompts, k):
+    texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+             for p in prompts for _ in range(k)]
+    return tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+
+
+def test_same_tokens_as_plain_generate_and_weights_untouched(lora_model):
+    model, tokenizer = lora_model
+    inputs = encode(tokenizer, PROMPTS, k=4)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    plain = model.generate
+    kwargs = {**inputs, "max_new_tokens": 12, "pad_token_id": tokenizer.pad_token_id}
+    greedy = plain(**kwargs, do_sample=False)
+    torch.manual_seed(1)
+    sampled = plain(**kwargs, do_sample=True, temperature=1.0, top_k=0)
+    speed.wrap_generate(model)
+    try:
+        assert torch.equal(model.generate(**kwargs, do_sample=False), greedy)
+        torch.manual_seed(1)
+        assert torch.equal(model.generate(**kwargs, do_sample=True, temperature=1.0, top_k=0), sampled)
+    finally:
+        model.generate = plain
+    for name, p in model.named_parameters():
+        assert torch.equal(p, before[name]), name
+    assert not any(m.merged for m in speed._lora_linears(model))
+    # the merge really changes what runs: the adapter's effect is in the merged weights
+    layer = speed._lora_linears(model)[0]
+    original = layer.get_base_layer().weight
+    with speed.merged_adapter(model):
+        assert layer.merged and not torch.equal(layer.get_base_layer().weight, original)
+    assert layer.get_base_layer().weight is original
+
+
+def test_group_size():
+    ids = torch.tensor([[1, 2], [1, 2], [3, 4], [3, 4], [5, 6], [5, 6]])
+    assert speed._group_size(ids, torch.ones_like(ids)) == 2
+    assert speed._group_size(ids[:1].repeat(4, 1), torch.ones(4, 2)) == 4
+    assert speed._group_size(torch.tensor([[1, 2], [3, 4]]), torch.ones(2, 2)) == 1  # distinct rows: plain generate
+
+
+def test_env_switch_and_vllm_leave_generate_alone(monkeypatch):
+    class Args:
+        use_vllm = False
+        use_transformers_continuous_batching = False
+
+    class Trainer:
+        args = Args()
+
+    monkeypatch.setenv("RLFT_GENERATION_SPEEDUPS", "0")
+    assert speed.speed_up_generation(Trainer()) is False
+    monkeypatch.delenv("RLFT_GENERATION_SPEEDUPS")
+    Trainer.args.use_vllm = True
+    assert speed.speed_up_generation(Trainer()) is False
