@@ -13,6 +13,7 @@ same work. Arms (all on the same PeftModel):
   prefix        rlft.speed: each prompt prefilled once, KV cache repeated k times
   rlft          merged + prefix (rlft's default on CPU)
   static        TRL's cache_implementation: static (a preallocated KV cache)
+  rlft_bf16     rlft on a bf16 copy of the model (what dtype: auto picks on a CPU with AMX/AVX512-BF16)
 
 Arms run in ABBA order (`--repeats` rounds), so a drift on the machine hits all alike; ratios are of the medians
 against `plain`. Greedy outputs of `rlft` and `plain` are compared token for token first.
@@ -75,13 +76,18 @@ def main() -> None:
     model, tokenizer = build(args.tiny)
     inputs = batch(tokenizer, args.prompts, args.k)
     plain = model.generate
+    import copy
+
+    model_bf16 = copy.deepcopy(model).to(torch.bfloat16)
     speed.wrap_generate(model)
+    speed.wrap_generate(model_bf16)
     arms = {
         "plain": lambda **kw: plain(**kw),
         "merged": lambda **kw: _merged(model, plain, **kw),
         "prefix": lambda **kw: speed.generate_shared_prefix(model, plain, **kw),
         "rlft": lambda **kw: model.generate(**kw),
         "static": lambda **kw: plain(cache_implementation="static", **kw),
+        "rlft_bf16": lambda **kw: model_bf16.generate(**kw),
     }
     common = {"pad_token_id": tokenizer.pad_token_id, **inputs}
     greedy_plain = plain(**common, max_new_tokens=8, do_sample=False)

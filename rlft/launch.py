@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rlft.errors import RlftError
+from rlft.hardware import cpu_has_bf16
 
 
 @dataclass
@@ -97,10 +98,10 @@ def launch_from_config(path: str | Path, gpus: int | None = None) -> Launch:
 
 
 def resolve_dtype(name: str, launch: Launch) -> str:
-    """The recipe's dtype under this launch: `auto` is bf16 on a GPU, fp32 on CPU."""
+    """The recipe's dtype under this launch: `auto` is bf16 on a GPU and on a CPU with native bf16, else fp32."""
     if name != "auto":
         return name
-    return "bfloat16" if launch.on_gpu else "float32"
+    return "bfloat16" if launch.on_gpu or cpu_has_bf16() else "float32"
 
 
 def on_main_process(state, what: str, func, *args):

@@ -23,6 +23,7 @@ import torch
 
 from rlft import compat
 from rlft.errors import RlftError
+from rlft.hardware import cpu_has_bf16
 from rlft.launch import on_main_process
 
 # name -> (package that ships it, file inside the package)
@@ -118,12 +119,12 @@ def gguf_to_folder(gguf: Path, name: str) -> Path:
 
 
 def pick_dtype(name: str = "auto") -> torch.dtype:
-    """fp32 on CPU (bf16 matmuls fall back to a slow reference kernel there), bf16 on GPUs that support it."""
+    """bf16 on GPUs that support it; on CPU bf16 where the CPU has bf16 matmul instructions, else fp32."""
     if name != "auto":
         return getattr(torch, name)
     if torch.cuda.is_available():
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    return torch.float32
+    return torch.bfloat16 if cpu_has_bf16() else torch.float32
 
 
 def precision_args(dtype: torch.dtype) -> dict:

@@ -15,6 +15,9 @@ import torch
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# dtype: auto picks bf16 on a CPU with AMX/AVX512-BF16; the tests train in fp32 on every CPU, so that a result does
+# not hang on which CPU CI draws (tests/test_models.py checks the detection itself)
+os.environ.setdefault("RLFT_CPU_BF16", "0")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 CHAT = [

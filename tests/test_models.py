@@ -21,6 +21,23 @@ def test_cpu_defaults_are_fp32_without_checkpointing():
     assert models.pick_dtype("bfloat16") == torch.bfloat16
 
 
+def test_cpu_auto_dtype_follows_bf16_instructions(monkeypatch, tmp_path):
+    """dtype: auto on CPU is bf16 where the CPU multiplies bf16 natively (AMX, AVX512-BF16), fp32 elsewhere."""
+    from rlft import hardware
+
+    if torch.cuda.is_available():
+        pytest.skip("CPU-only check")
+    monkeypatch.delenv("RLFT_CPU_BF16")
+    real_read = hardware.Path.read_text
+    for flags, expected in (("fpu sse avx2 avx512f", torch.float32), ("avx512f avx512_bf16", torch.bfloat16),
+                            ("amx_tile amx_bf16", torch.bfloat16)):
+        monkeypatch.setattr(hardware.Path, "read_text", lambda self, f=flags: f"flags\t\t: {f}\n"
+                            if str(self) == "/proc/cpuinfo" else real_read(self))
+        assert models.pick_dtype() == expected, flags
+    monkeypatch.setenv("RLFT_CPU_BF16", "0")
+    assert models.pick_dtype() == torch.float32
+
+
 def test_model_spec_checks(tmp_path, tiny_model_dir):
     assert models.check_model_spec("smollm2-135m-instruct", tmp_path) is None
     assert models.check_model_spec(str(tiny_model_dir), tmp_path) is None
