@@ -1,9 +1,9 @@
 """SFT throughput: rlft against a plain TRL script doing the same work, measured in the same run.
 
-    python benchmarks/sft_vs_trl.py [--steps 8] [--repeats 4]
+    python benchmarks/sft_vs_trl.py [--steps 8] [--repeats 2]
 
 Prints tokens/s (training only, from each trainer's own `num_tokens` / `train_runtime`) for
-  rlft         `rlft run recipes/sft_only.yaml` (rlft's CPU defaults: fp32, no gradient checkpointing)
+  rlft         `rlft run recipes/sft_only.yaml` (rlft's CPU defaults: dtype by the CPU, no gradient checkpointing)
   trl-same     a plain SFTTrainer script with the same model, data, LoRA and the same resolved arguments
   trl-defaults the same plain script with TRL's own defaults (bf16=True, gradient_checkpointing=True; plus
                use_cpu=True, without which those defaults refuse to start on a CPU-only machine)
@@ -11,6 +11,15 @@ and the ratios rlft / trl-same (overhead; target >= 0.98) and rlft / trl-default
 After one uncounted warm-up of each, rlft and trl-same alternate `--repeats` times in ABBA order, so a drift on the
 machine hits both alike; the ratio is of the medians.
 Each measurement runs in its own process.
+
+Model FLOP utilisation: the machine's matmul ceiling is measured in the same run (best of several 2048^2 GEMMs in the
+dtype rlft trains in, and in fp32 and bf16 for reference), and rlft's tokens/s is turned into model FLOP/s with
+~4N FLOPs per token for LoRA (forward 2N, backward through the frozen weights 2N; the adapters' own gradients are
+negligible) or ~6N for full fine-tuning, N = the weights of every linear layer (LM head included), plus attention
+(2 x 2 x layers x hidden x mean sequence length per forward token, x3 for forward and backward). The last lines are
+machine-readable:
+  ratio sft_vs_trl    rlft / plain TRL (same arguments)
+  ratio sft_mfu       rlft's model FLOP/s / the measured GEMM ceiling in its dtype
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = ROOT / "recipes" / "sft_only.yaml"
+LAST_TOKENS = {}  # arm -> training tokens of its last measurement
 
 
 def plain_trl(steps: int, trl_defaults: bool) -> dict:
@@ -48,14 +58,14 @@ def plain_trl(steps: int, trl_defaults: bool) -> dict:
         # TRL's defaults (bf16=True, gradient_checkpointing=True) refuse to start on a machine without a GPU
         # ("Your setup doesn't support bf16/gpu"); use_cpu=True is the least a user must add to run them.
         args.update(use_cpu=True, report_to="none")
-    else:  # every value rlft resolves underneath on a CPU (fp32, no checkpointing, TensorBoard logging ...)
-        import torch
-
+    else:  # every value rlft resolves underneath on this machine (dtype, no checkpointing on CPU, TensorBoard ...)
+        from rlft.models import pick_dtype
         from rlft.stages.common import default_args
 
-        args = {**default_args(torch.float32, recipe["seed"]), **args}
+        args = {**default_args(pick_dtype(recipe.get("dtype", "auto")), recipe["seed"]), **args}
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="float32")
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="float32" if trl_defaults else
+                                                 pick_dtype(recipe.get("dtype", "auto")))
     with tempfile.TemporaryDirectory() as out:
         trainer = SFTTrainer(model=model, args=SFTConfig(output_dir=out, **args), train_dataset=data,
                              processing_class=tokenizer, peft_config=LoraConfig(task_type="CAUSAL_LM", **stage["lora"]))
@@ -74,6 +84,42 @@ def rlft_run(steps: int) -> dict:
     return {"tokens": m["train_tokens_per_second"] * m["train_runtime"], "seconds": m["train_runtime"]}
 
 
+def gemm_ceiling(dtype, n: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of the best of `repeats` n x n matrix products in `dtype` (the machine's matmul ceiling)."""
+    import time
+
+    import torch
+
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b  # warm-up: kernel selection, page faults
+    best = min(_timed(lambda: a @ b, time) for _ in range(repeats))
+    return 2 * n**3 / best
+
+
+def _timed(fn, time) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def flops_per_token(lora: bool, seq_len: float) -> float:
+    """Training FLOPs per token of the recipe's model: 4N (LoRA) or 6N (full) plus attention."""
+    import torch
+    import yaml
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from rlft.models import resolve
+
+    recipe = yaml.safe_load(RECIPE.read_text())
+    config = AutoConfig.from_pretrained(resolve(recipe["model"], RECIPE.parent))
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    n = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    attention = 2 * 2 * config.num_hidden_layers * config.hidden_size * seq_len  # QK^T and AV, per forward token
+    # attention has no weights: its backward (grads of Q, K, V) is ~2x its forward whether or not the rest is LoRA
+    return (4 * n if lora else 6 * n) + 3 * attention
+
+
 def measure(kind: str, steps: int) -> float:
     if kind == "rlft":
         result = rlft_run(steps)
@@ -82,6 +128,7 @@ def measure(kind: str, steps: int) -> float:
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         result = json.loads(out.strip().splitlines()[-1])
     rate = result["tokens"] / result["seconds"]
+    LAST_TOKENS[kind] = result["tokens"]
     print(f"  {kind:13s} {result['tokens']:8.0f} tokens in {result['seconds']:6.1f} s = {rate:7.1f} tokens/s", flush=True)
     return rate
 
@@ -89,12 +136,23 @@ def measure(kind: str, steps: int) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=8)
-    p.add_argument("--repeats", type=int, default=4)
+    p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--_child", choices=["trl-same", "trl-defaults"], help=argparse.SUPPRESS)
     args = p.parse_args()
     if args._child:
         print(json.dumps(plain_trl(args.steps, trl_defaults=args._child == "trl-defaults")))
         return
+    import torch
+    import yaml
+
+    from rlft.models import pick_dtype
+
+    recipe = yaml.safe_load(RECIPE.read_text())
+    dtype = pick_dtype(recipe.get("dtype", "auto"))
+    ceilings = {d: gemm_ceiling(d) for d in (torch.float32, torch.bfloat16)}
+    for d, flops in ceilings.items():
+        print(f"GEMM 2048^2 {str(d).replace('torch.', ''):9s} {flops / 1e9:8.1f} GFLOP/s")
+    print(f"rlft trains in {str(dtype).replace('torch.', '')} here (dtype: auto)")
     print("warm-up (not counted): page cache, CPU clocks")
     for kind in ("rlft", "trl-same"):
         measure(kind, args.steps)
@@ -104,8 +162,17 @@ def main() -> None:
             rates[kind].append(measure(kind, args.steps))
     defaults = measure("trl-defaults", args.steps)  # same steps: the first step's warm-up weighs on both alike
     rlft, same = statistics.median(rates["rlft"]), statistics.median(rates["trl-same"])
+    stage = recipe["stages"][0]
+    rows = args.steps * stage["args"]["per_device_train_batch_size"]
+    seq_len = LAST_TOKENS["rlft"] / rows  # mean real tokens per row
+    per_token = flops_per_token(stage.get("lora") is not None, seq_len)
+    mfu = rlft * per_token / ceilings[dtype]
     print(f"rlft / plain TRL (same args):     {rlft / same:.3f}   (target >= 0.98)")
-    print(f"rlft / plain TRL (TRL defaults):  {rlft / defaults:.2f}   (target >= 5)")
+    print(f"rlft / plain TRL (TRL defaults):  {rlft / defaults:.2f}")
+    print(f"rlft model FLOP/s: {rlft:.1f} tokens/s x {per_token / 1e9:.3f} GFLOP/token = "
+          f"{rlft * per_token / 1e9:.1f} GFLOP/s of a {ceilings[dtype] / 1e9:.1f} GFLOP/s ceiling")
+    print(f"ratio sft_vs_trl {rlft / same:.4f}")
+    print(f"ratio sft_mfu {mfu:.4f}")
 
 
 if __name__ == "__main__":
