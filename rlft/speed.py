@@ -1,4 +1,4 @@
-"""Faster generation in the reward stages, without changing what is sampled.
+"""How the reward stages generate: rlft's speed-ups of HF generation, per hardware, and the checks of `use_vllm`.
 
 TRL's HF-generation path (no vLLM) calls the policy's `generate` on a batch in which each prompt is repeated
 `num_generations` times in a row, with the LoRA adapter live in every linear layer. Two things there are waste on a
@@ -13,16 +13,27 @@ machine where a step is bound by per-layer overhead and by the prompt's prefill:
 `speed_up_generation(trainer)` installs both on the trainer's unwrapped policy (a wrapper on the instance's
 `generate`; each falls back to the plain call where it does not apply: no adapter, quantized or sharded weights, rows
 of a group that differ). It leaves vLLM and continuous batching alone. RLFT_GENERATION_SPEEDUPS=0 turns it off
-(for an A/B run, or to rule it out).
+(for an A/B run, or to rule it out). Which speed-up is on depends on the hardware (HARDWARE_DEFAULTS).
+
+`vllm_problems(stage, launch)` lists what TRL 1.16 refuses with `use_vllm: true`, for `rlft validate` and `rlft plan`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import os
 
 import torch
+
+
+# Measured A/B in one process with benchmarks/generation_ab.py. On a GPU the merged copy of the weights costs memory
+# for a gain not measured yet (benchmarks/gpu_throughput.py measures it), so it stays off there.
+HARDWARE_DEFAULTS = {
+    "cpu": {"merge_adapter": True, "share_prefix": True},
+    "gpu": {"merge_adapter": False, "share_prefix": True},
+}
 
 
 def speed_up_generation(trainer) -> bool:
@@ -31,9 +42,39 @@ def speed_up_generation(trainer) -> bool:
     if os.environ.get("RLFT_GENERATION_SPEEDUPS", "1").strip().lower() in ("0", "false", "no", "off") or \
             getattr(args, "use_vllm", False) or getattr(args, "use_transformers_continuous_batching", False):
         return False
+    defaults = HARDWARE_DEFAULTS["gpu" if trainer.accelerator.device.type != "cpu" else "cpu"]
     sharded = getattr(trainer, "is_deepspeed_enabled", False) or getattr(trainer, "is_fsdp_enabled", False)
-    wrap_generate(trainer.accelerator.unwrap_model(trainer.model), merge_adapter=not sharded)
+    wrap_generate(trainer.accelerator.unwrap_model(trainer.model),
+                  merge_adapter=defaults["merge_adapter"] and not sharded, share_prefix=defaults["share_prefix"])
     return True
+
+
+def vllm_problems(stage: dict, launch) -> list[tuple[str, str]]:
+    """(sub-path, message) for each reason TRL 1.16 cannot generate this stage with vLLM (`args.use_vllm: true`)."""
+    args = stage.get("args") or {}
+    if not args.get("use_vllm"):
+        return []
+    found = []
+    if importlib.util.find_spec("vllm") is None:
+        found.append(("args.use_vllm", "vLLM is not installed: pip install 'trl[vllm]' (on a Linux machine with a "
+                      "CUDA GPU), or remove use_vllm to generate with transformers"))
+    if not launch.on_gpu:
+        found.append(("args.use_vllm", "vLLM generation needs a GPU and this launch has none; remove use_vllm (rlft "
+                      "speeds up transformers' generation on CPU by itself)"))
+    mode = args.get("vllm_mode", "colocate")
+    if (stage.get("quantization") or {}).get("load_in_8bit"):
+        found.append(("quantization.load_in_8bit", "vLLM cannot run 8-bit (bitsandbytes) weights; use load_in_4bit: "
+                      "true, or no quantization, or remove use_vllm"))
+    tensor_parallel = args.get("vllm_tensor_parallel_size", 1)
+    if mode == "colocate" and isinstance(tensor_parallel, int) and tensor_parallel > 0 \
+            and launch.processes % tensor_parallel:
+        found.append(("args.vllm_tensor_parallel_size", f"is {tensor_parallel}, which does not divide the "
+                      f"{launch.processes} training processes; colocated vLLM splits them into groups of that size"))
+    if stage.get("lora") is not None and launch.kind == "fsdp":
+        found.append(("args.use_vllm", "LoRA with FSDP and vLLM: TRL 1.16 merges the adapter into sharded weights "
+                      "for vLLM only under DeepSpeed ZeRO-3 (its FSDP path is marked untested); launch with "
+                      "configs/zero3.yaml or configs/multi_gpu.yaml"))
+    return found
 
 
 def wrap_generate(model, merge_adapter: bool = True, share_prefix: bool = True) -> None:

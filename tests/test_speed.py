@@ -80,3 +80,36 @@ def test_env_switch_and_vllm_leave_generate_alone(monkeypatch):
     monkeypatch.delenv("RLFT_GENERATION_SPEEDUPS")
     Trainer.args.use_vllm = True
     assert speed.speed_up_generation(Trainer()) is False
+
+
+def test_use_vllm_is_checked_at_validate(tmp_path, tiny_model_dir, capsys):
+    """use_vllm: true on this machine (no vLLM, no GPU) and with 8-bit weights: one clear error per problem, exit 2."""
+    from conftest import prompt_rows, write_jsonl, write_recipe
+    from rlft.cli import EXIT_USER_ERROR, main
+
+    write_jsonl(tmp_path / "prompts.jsonl", prompt_rows())
+    recipe = write_recipe(tmp_path / "recipe.yaml", f"""name: t
+model: {tiny_model_dir}
+stages:
+  - name: rl
+    type: grpo
+    data: {{train: prompts.jsonl}}
+    rewards: [{{fn: reward_models.guards:repetition_penalty}}]
+    lora: {{r: 4, target_modules: all-linear}}
+    quantization: {{load_in_8bit: true}}
+    args: {{use_vllm: true, vllm_mode: colocate, vllm_tensor_parallel_size: 2, per_device_train_batch_size: 2,
+            num_generations: 2}}
+""")
+    with pytest.raises(SystemExit) as e:
+        main(["validate", str(recipe)])
+    assert e.value.code == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    if torch.cuda.is_available():
+        pytest.skip("the GPU message needs a machine without GPU")
+    assert "stages[0].args.use_vllm: vLLM generation needs a GPU" in " ".join(err.split())
+    assert "quantization.load_in_8bit: vLLM cannot run 8-bit" in " ".join(err.split())
+    assert "vllm_tensor_parallel_size: is 2, which does not divide the 1 training processes" in " ".join(err.split())
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        assert "vLLM is not installed: pip install 'trl[vllm]'" in " ".join(err.split())

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from rlft import models, profiling
+from rlft import models, profiling, speed
 from rlft.launch import launch_from_env, resolve_dtype
 from rlft.recipe import DTYPES, Checker, check_config
 from rlft.runfolder import write_atomic
@@ -161,6 +161,7 @@ def distributed_problems(stage: dict, recipe: dict, launch) -> list[tuple[str, s
             and args.get("load_best_model_at_end"):
         found.append(("args.save_only_model", "with DeepSpeed or FSDP transformers cannot combine save_only_model with "
                       "load_best_model_at_end (reloading the best checkpoint needs its optimizer state); drop one"))
+    found += speed.vllm_problems(stage, launch)
     return found
 
 
