@@ -232,8 +232,8 @@ def main() -> None:
     measured = gemm_ceiling(device, dtype)
     declared = next((peak for key, peak in PEAK_BF16.items() if key in name), None)
     peak = declared or measured
-    print(f"device: {name}; dtype {dtype}; GEMM ceiling {measured / 1e12:.1f} TFLOP/s measured"
-          + (f", {declared / 1e12:.0f} declared" if declared else ""), flush=True)
+    print(f"device: {name}; dtype {dtype}; GEMM ceiling {measured / 1e9:.0f} GFLOP/s measured"
+          + (f", {declared / 1e9:.0f} declared" if declared else ""), flush=True)
     ratios = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
