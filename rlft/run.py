@@ -19,6 +19,7 @@ if __name__ == "__main__" and not __package__:
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
+import ctypes  # noqa: E402
 import gc  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
@@ -158,6 +159,16 @@ def free_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+    release_heap()
+
+
+def release_heap() -> None:
+    """Hand freed heap memory back to the OS (glibc keeps it, so the next stage would start with the last one's peak
+    RSS); a no-op off glibc."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def shutdown(state) -> None:
