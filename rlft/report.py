@@ -42,7 +42,7 @@ def print_summary(root: Path, summaries: list[dict], dry_run: bool = False) -> N
 
 def profile_table(summaries: list[dict]) -> Table:
     """Seconds (share of the stage's training time) per part, and peak memory, of each profiled stage."""
-    from rlft.profiling import LABELS, PARTS
+    from rlft.profiling import LABELS, PARTS  # deferred: profiling imports torch and transformers
 
     parts = [p for p in (*PARTS, "other") if any(p in s["profile"]["parts"] for s in summaries)]
     memory = summaries[0]["profile"]["memory"]
