@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
+import inspect
 import os
 
 import torch
@@ -132,7 +133,9 @@ def _lora_linears(model):
 def generate_shared_prefix(model, plain, input_ids=None, attention_mask=None, **kwargs):
     """`generate` whose batch repeats each prompt k times in a row: prefill each prompt once, repeat the cache k times."""
     k = _group_size(input_ids, attention_mask)
-    if k <= 1 or kwargs.get("past_key_values") is not None or input_ids.size(1) < 2:
+    name = _cache_kwarg(model)
+    if k <= 1 or kwargs.get("past_key_values") is not None or kwargs.get("cache") is not None \
+            or input_ids.size(1) < 2:
         return plain(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
     from transformers import DynamicCache
 
@@ -140,10 +143,16 @@ def generate_shared_prefix(model, plain, input_ids=None, attention_mask=None, **
     position_ids = (unique_mask.long().cumsum(-1) - 1).clamp(min=0)
     cache = DynamicCache(config=getattr(model, "config", None))
     with torch.no_grad():
-        model(input_ids=unique_ids, attention_mask=unique_mask, position_ids=position_ids, past_key_values=cache,
-              use_cache=True, logits_to_keep=1)
+        model(input_ids=unique_ids, attention_mask=unique_mask, position_ids=position_ids, use_cache=True,
+              logits_to_keep=1, **{name: cache})
     cache.batch_repeat_interleave(k)
-    return plain(input_ids=input_ids, attention_mask=attention_mask, past_key_values=cache, **kwargs)
+    return plain(input_ids=input_ids, attention_mask=attention_mask, **{name: cache}, **kwargs)
+
+
+def _cache_kwarg(model) -> str:
+    """transformers >= 5.2x names the KV cache argument `cache` (`past_key_values` is its deprecated alias)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(type(base).forward).parameters else "past_key_values"
 
 
 def _group_size(input_ids, attention_mask) -> int:

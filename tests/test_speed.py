@@ -85,7 +85,8 @@ def test_env_switch_and_vllm_leave_generate_alone(monkeypatch):
 def test_use_vllm_is_checked_at_validate(tmp_path, tiny_model_dir, capsys):
     """use_vllm: true on this machine (no vLLM, no GPU) and with 8-bit weights: one clear error per problem, exit 2."""
     from conftest import prompt_rows, write_jsonl, write_recipe
-    from rlft.cli import EXIT_USER_ERROR, main
+    from rlft.cli import main
+    from rlft.errors import EXIT_USER_ERROR
 
     write_jsonl(tmp_path / "prompts.jsonl", prompt_rows())
     recipe = write_recipe(tmp_path / "recipe.yaml", f"""name: t
