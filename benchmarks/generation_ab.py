@@ -16,7 +16,8 @@ same work. Arms (all on the same PeftModel):
   rlft_bf16     rlft on a bf16 copy of the model (what dtype: auto picks on a CPU with AMX/AVX512-BF16)
 
 Arms run in ABBA order (`--repeats` rounds), so a drift on the machine hits all alike; ratios are of the medians
-against `plain`. Greedy outputs of `rlft` and `plain` are compared token for token first.
+against `plain`. Greedy outputs of `rlft` and `plain` are compared token for token first. Each run's memory is its
+peak RSS above the RSS it started at (the heap handed back to the OS before each run), the largest over repeats.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from rlft import speed  # noqa: E402
+from rlft.profiling import Memory, _proc_status  # noqa: E402
+from rlft.run import release_heap  # noqa: E402
 
 
 def build(tiny: bool):
@@ -98,20 +101,27 @@ def main() -> None:
                 "temperature": 0.8, "top_k": 0, "top_p": 1.0}
     tokens = inputs["input_ids"].size(0) * args.new_tokens
     times = {name: [] for name in arms}
+    peaks = {name: 0.0 for name in arms}
+    memory = Memory()
     for name, fn in arms.items():  # warm-up, not counted
         fn(**{**sampling, "max_new_tokens": 2, "min_new_tokens": 2})
     order = list(arms)
     for repeat in range(args.repeats):
         for name in (order if repeat % 2 == 0 else order[::-1]):
             torch.manual_seed(repeat)
+            release_heap()
+            memory.reset()
+            start_mb = _proc_status().get("VmRSS", 0) / 1024
             started = time.perf_counter()
             arms[name](**sampling)
             times[name].append(time.perf_counter() - started)
-            print(f"  {name:8s} {tokens} tokens in {times[name][-1]:6.2f} s = {tokens / times[name][-1]:7.1f} tokens/s",
-                  flush=True)
+            peaks[name] = max(peaks[name], memory.peak_mb() - start_mb)
+            print(f"  {name:9s} {tokens} tokens in {times[name][-1]:6.2f} s = {tokens / times[name][-1]:7.1f} tokens/s,"
+                  f" peak +{memory.peak_mb() - start_mb:.0f} MB", flush=True)
     base = statistics.median(times["plain"])
     for name in arms:
         print(f"ratio generation_{name}_vs_plain {base / statistics.median(times[name]):.3f}")
+    print(f"ratio generation_peak_mb_rlft_vs_plain {peaks['rlft'] / max(peaks['plain'], 1e-9):.3f}")
 
 
 def _merged(model, plain, **kw):

@@ -100,8 +100,8 @@ def merged_adapter(model):
         with torch.no_grad():
             for module in _lora_linears(model):
                 active = [a for a in module.active_adapters if a in module.lora_A]
-                if not active or module.merged or module.disable_adapters:
-                    continue
+                if not active or module.merged or module.disable_adapters or _dropout_live(module, active):
+                    continue  # a live LoRA dropout (train mode, p > 0) samples differently: keep PEFT's forward
                 base = module.get_base_layer()
                 weight = base.weight
                 merged = weight.detach().clone()
@@ -115,6 +115,10 @@ def merged_adapter(model):
         for module, base, weight in swapped:
             base.weight = weight
             module.merged_adapters = []
+
+
+def _dropout_live(module, adapters) -> bool:
+    return module.training and any(not isinstance(module.lora_dropout[a], torch.nn.Identity) for a in adapters)
 
 
 def _lora_linears(model):

@@ -114,3 +114,16 @@ stages:
 
     if importlib.util.find_spec("vllm") is None:
         assert "vLLM is not installed: pip install 'trl[vllm]'" in " ".join(err.split())
+
+
+def test_live_lora_dropout_keeps_peft_forward(tiny_model_dir):
+    """In train mode a LoRA dropout samples noise on every call; folding the adapter in would drop it."""
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32),
+                           LoraConfig(task_type="CAUSAL_LM", r=4, lora_dropout=0.1, target_modules="all-linear"))
+    model.train()
+    with speed.merged_adapter(model):
+        assert not any(m.merged for m in speed._lora_linears(model))
+    model.eval()
+    with speed.merged_adapter(model):
+        assert all(m.merged for m in speed._lora_linears(model))
+    assert not any(m.merged for m in speed._lora_linears(model))
