@@ -45,8 +45,8 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--gpu-mem", default="80GB", help="memory per device, e.g. 24GB, 80GB (default 80GB)")
     plan.add_argument("--config", help="accelerate profile it will be launched with, e.g. configs/zero3.yaml")
     plan.add_argument("--model-config", help="the model's config.json, for a hub model not in the local cache")
-    plan.add_argument("--cpu", action="store_true", help="plan for CPU processes (bf16 on a CPU with AMX/AVX512-BF16, "
-                      "else fp32; no gradient checkpointing)")
+    plan.add_argument("--cpu", action="store_true", help="plan for CPU processes (bf16 on a CPU with AMX, else fp32; "
+                      "no gradient checkpointing)")
 
     rewards = sub.add_parser("rewards", help="work with a recipe's reward functions")
     rewards_sub = rewards.add_subparsers(dest="rewards_command", required=True)

@@ -119,7 +119,7 @@ def gguf_to_folder(gguf: Path, name: str) -> Path:
 
 
 def pick_dtype(name: str = "auto") -> torch.dtype:
-    """bf16 on GPUs that support it; on CPU bf16 where the CPU has bf16 matmul instructions, else fp32."""
+    """bf16 on GPUs that support it; on CPU bf16 where it pays (AMX, see rlft.hardware), else fp32."""
     if name != "auto":
         return getattr(torch, name)
     if torch.cuda.is_available():

@@ -22,20 +22,22 @@ def test_cpu_defaults_are_fp32_without_checkpointing():
 
 
 def test_cpu_auto_dtype_follows_bf16_instructions(monkeypatch, tmp_path):
-    """dtype: auto on CPU is bf16 where the CPU multiplies bf16 natively (AMX, AVX512-BF16), fp32 elsewhere."""
+    """dtype: auto on CPU is bf16 where the CPU has AMX, fp32 elsewhere (AVX512-BF16 alone included)."""
     from rlft import hardware
 
     if torch.cuda.is_available():
         pytest.skip("CPU-only check")
     monkeypatch.delenv("RLFT_CPU_BF16")
     real_read = hardware.Path.read_text
-    for flags, expected in (("fpu sse avx2 avx512f", torch.float32), ("avx512f avx512_bf16", torch.bfloat16),
+    for flags, expected in (("fpu sse avx2 avx512f", torch.float32), ("avx512f avx512_bf16", torch.float32),
                             ("amx_tile amx_bf16", torch.bfloat16)):
         monkeypatch.setattr(hardware.Path, "read_text", lambda self, f=flags: f"flags\t\t: {f}\n"
                             if str(self) == "/proc/cpuinfo" else real_read(self))
         assert models.pick_dtype() == expected, flags
     monkeypatch.setenv("RLFT_CPU_BF16", "0")
     assert models.pick_dtype() == torch.float32
+    monkeypatch.setenv("RLFT_CPU_BF16", "1")
+    assert models.pick_dtype() == torch.bfloat16
 
 
 def test_model_spec_checks(tmp_path, tiny_model_dir):
