@@ -133,8 +133,10 @@ def precision_args(dtype: torch.dtype) -> dict:
     args = {
         "bf16": dtype == torch.bfloat16,
         "fp16": dtype == torch.float16,
-        # Checkpointing buys memory with ~20-30% more compute; on CPU memory is rarely the limit.
-        "gradient_checkpointing": on_gpu,
+        # Checkpointing buys memory with ~20-30% more compute; on CPU memory is rarely the limit. Set under
+        # transformers 5's name: TRL's configs default the deprecated `gradient_checkpointing` to True, and
+        # transformers warns about that alias whenever `activation_checkpointing` is left unset.
+        "activation_checkpointing": on_gpu,
     }
     mps = getattr(torch.backends, "mps", None)
     if dtype != torch.float32 and not on_gpu and not (mps and mps.is_available()):

@@ -11,13 +11,15 @@ import copy
 import dataclasses
 import difflib
 import inspect
+import os
 import re
+import sys
 import tempfile
 from pathlib import Path
 
 import yaml
 
-from rlft import eval_section
+from rlft import eval_section, fieldtypes
 from rlft.errors import RecipeError, RlftError
 
 REQUIRED = object()
@@ -119,9 +121,17 @@ class Checker:
     def __init__(self, source: str):
         self.source = source
         self.problems: list[str] = []
+        self.notes: list[str] = []  # not problems: what rlft changed for the user (a number read from text)
 
     def add(self, path: str, message: str) -> None:
-        self.problems.append(f"{path}: {message}")
+        problem = f"{path}: {message}"
+        if problem not in self.problems:  # a section checked twice (ppo's defaults over grpo) reports once
+            self.problems.append(problem)
+
+    def note(self, path: str, message: str) -> None:
+        text = f"{path}: {message}"
+        if text not in self.notes:
+            self.notes.append(text)
 
     def mapping(self, node: dict, spec: dict, path: str) -> dict:
         """Check known keys and types, fill defaults; returns the resolved mapping."""
@@ -146,14 +156,20 @@ class Checker:
         return out
 
     def raise_if_any(self) -> None:
+        if self.notes and os.environ.get("RANK", "0") == "0":  # once per launch, not once per process
+            for text in self.notes:
+                print(f"note: {self.source}: {text}", file=sys.stderr)
+            self.notes = []
         if self.problems:
             raise RecipeError(self.source, self.problems)
 
 
-def check_config(checker: Checker, config_class, kwargs: dict, path: str, **fixed):
-    """Build `config_class(**fixed, **kwargs)` and turn its errors into recipe problems at `path`.
+def check_config(checker: Checker, config_class, kwargs: dict, path: str, defaults: dict | None = None, **fixed):
+    """Build `config_class(**fixed, **defaults, **kwargs)` and turn its errors into recipe problems at `path`.
 
-    Unknown field names get a "did you mean"; the class's own ValueError/TypeError text is kept.
+    Unknown field names get a "did you mean"; every value in `kwargs` is checked against the class's field type and
+    converted in place where it is a number written as text (`rlft.fieldtypes`), so the run uses the checked value;
+    the class's own ValueError/TypeError text is kept.
     """
     fields = _accepted_names(config_class)
     bad = [k for k in kwargs if k not in fields]
@@ -167,8 +183,12 @@ def check_config(checker: Checker, config_class, kwargs: dict, path: str, **fixe
     if clash:
         checker.add(_join(path, clash[0]), "is set by rlft from the run folder; remove it from the recipe")
         return None
+    before = len(checker.problems)
+    fieldtypes.check(checker, config_class, kwargs, path)
+    if len(checker.problems) > before:
+        return None  # building it would only repeat the same problem in the library's words
     try:
-        return config_class(**fixed, **kwargs)
+        return config_class(**fixed, **{**(defaults or {}), **kwargs})
     except Exception as e:  # the library's own validation: show its words with our path
         hint = ""
         if re.search(r"\b(True|False) is not a valid", str(e)):

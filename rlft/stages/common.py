@@ -83,9 +83,13 @@ def check_args(ctx, config_class, stage: dict, path: str):
     """Validate `args:` by building the TRL config (rlft defaults underneath), errors at `path.args`."""
     check_distributed(ctx, stage, path)
     dtype = ctx.recipe.get("dtype") if ctx.recipe.get("dtype") in DTYPES else "auto"  # a bad dtype is reported apart
-    args = {**default_args(models.pick_dtype(dtype), ctx.recipe.get("seed", 42)),
-            **stage.get("args", {})}
-    return check_config(ctx.checker, config_class, args, f"{path}.args", output_dir=ctx.scratch_dir())
+    seed = ctx.recipe.get("seed") if isinstance(ctx.recipe.get("seed"), int) else 42
+    args = stage.get("args")
+    if args is None:
+        args = stage["args"] = {}
+    return check_config(ctx.checker, config_class, args, f"{path}.args",
+                        defaults=_without_aliased(default_args(models.pick_dtype(dtype), seed), args),
+                        output_dir=ctx.scratch_dir())
 
 
 def check_lora(ctx, stage: dict, path: str) -> None:
@@ -185,8 +189,18 @@ def _dtype_name(value) -> str:
 def trainer_args(config_class, stage: dict, ctx: StageContext):
     """The stage's TRL config: rlft defaults, then the recipe's `args:`, then where to write."""
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(ctx.tensorboard_dir)  # read by transformers' TensorBoardCallback
-    args = {**default_args(ctx.dtype, ctx.seed), **stage["args"]}
+    args = {**_without_aliased(default_args(ctx.dtype, ctx.seed), stage["args"]), **stage["args"]}
     return config_class(output_dir=str(ctx.stage_dir / "checkpoints"), **args)
+
+
+# transformers 5 renamed these; a recipe may still use the old name, which must then win over rlft's default
+ALIASES = {"activation_checkpointing": "gradient_checkpointing",
+           "activation_checkpointing_kwargs": "gradient_checkpointing_kwargs"}
+
+
+def _without_aliased(defaults: dict, args: dict) -> dict:
+    """rlft's defaults minus those the recipe sets under their deprecated name."""
+    return {k: v for k, v in defaults.items() if ALIASES.get(k) not in args}
 
 
 def lora_config(stage: dict, new_token_ids: list[int]):

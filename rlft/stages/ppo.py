@@ -40,7 +40,10 @@ DEFAULTS = {
 
 
 def check(stage: dict, path: str, ctx):
-    config = grpo.check(_with_defaults(stage), path, ctx)
+    merged = _with_defaults(stage)
+    config = grpo.check(merged, path, ctx)
+    # the check converted numbers written as text (learning_rate: 2e-4) in the merged copy; the run reads `stage`
+    stage["args"] = {k: merged["args"][k] for k in stage.get("args") or {}}
     if config is not None and config.num_iterations == 1 and \
             config.steps_per_generation <= config.gradient_accumulation_steps:
         ctx.add(f"{path}.args", "num_iterations is 1 and steps_per_generation is not above "
