@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from rlft import command_line
+from rlft.command_line import existing_file, folder, number, size
 from rlft.data import format_prompt
 from rlft.errors import RlftError, user_errors
 
@@ -34,17 +35,18 @@ def parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="talk to a trained stage, with the template it was trained with")
     chat.add_argument("path", help="run folder (its last stage) or stage folder")
     chat.add_argument("--prompt", help="answer this one prompt and exit")
-    chat.add_argument("--max-new-tokens", type=int, default=200)
-    chat.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    chat.add_argument("--max-new-tokens", type=number("--max-new-tokens", int, 1, example="200"), default=200)
+    chat.add_argument("--temperature", type=number("--temperature", float, 0, example="0.7"), default=0.0,
+                      help="0 = greedy")
 
     plan = sub.add_parser("plan", help="estimate each stage's peak memory per device and whether it fits; no download")
     plan.add_argument("recipe")
     plan.add_argument("overrides", nargs="*")
-    plan.add_argument("--gpus", type=int, help="processes (GPUs) to plan for (default: the config's num_processes "
+    plan.add_argument("--gpus", type=number("--gpus", int, 1, example="8"), help="processes (GPUs) to plan for (default: the config's num_processes "
                       "or 1)")
-    plan.add_argument("--gpu-mem", default="80GB", help="memory per device, e.g. 24GB, 80GB (default 80GB)")
-    plan.add_argument("--config", help="accelerate profile it will be launched with, e.g. configs/zero3.yaml")
-    plan.add_argument("--model-config", help="the model's config.json, for a hub model not in the local cache")
+    plan.add_argument("--gpu-mem", type=size, default="80GB", help="memory per device, e.g. 24GB, 80GB (default 80GB)")
+    plan.add_argument("--config", type=existing_file("accelerate config"), help="accelerate profile it will be launched with, e.g. configs/zero3.yaml")
+    plan.add_argument("--model-config", type=existing_file("model's config.json"), help="the model's config.json, for a hub model not in the local cache")
     plan.add_argument("--cpu", action="store_true", help="plan for CPU processes (bf16 on a CPU with AMX, else fp32; "
                       "no gradient checkpointing)")
 
@@ -53,12 +55,15 @@ def parser() -> argparse.ArgumentParser:
     check = rewards_sub.add_parser("check", help="run every reward on a few samples and print its statistics")
     check.add_argument("recipe")
     check.add_argument("overrides", nargs="*")
-    check.add_argument("--n", type=int, default=16, help="data rows (prompts) to score")
-    check.add_argument("--k", type=int, help="completions per prompt (default: the stage's num_generations)")
+    check.add_argument("--n", type=number("--n", int, 1, example="16"), default=16, help="data rows (prompts) to score")
+    check.add_argument("--k", type=number("--k", int, 1, example="4"),
+                       help="completions per prompt (default: the stage's num_generations)")
     check.add_argument("--stage", help="only this stage (default: every stage with rewards)")
-    check.add_argument("--completions", help=".jsonl of {prompt, completion} to score instead of sampling")
-    check.add_argument("--output-dir", help="run folder whose finished stages to sample from (default runs/<name>)")
-    check.add_argument("--timeout", type=float, help="seconds one reward call may take (default: each reward's "
+    check.add_argument("--completions", type=existing_file("completions .jsonl"),
+                       help=".jsonl of {prompt, completion} to score instead of sampling")
+    check.add_argument("--output-dir", type=folder,
+                       help="run folder whose finished stages to sample from (default runs/<name>)")
+    check.add_argument("--timeout", type=number("--timeout", float, 0.001, example="60"), help="seconds one reward call may take (default: each reward's "
                        "timeout:, else 300)")
 
     serve = sub.add_parser("serve-reward", help="serve a reward over HTTP (POST /score, OpenRLHF's POST /get_reward, "
@@ -66,29 +71,30 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("spec", help="module.path:function, file.py:function, or a reward model folder")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
                        "only; 0.0.0.0 for every interface, with --token-env)")
-    serve.add_argument("--port", type=int, default=8000, help="default 8000; 0 = any free port (printed)")
+    serve.add_argument("--port", type=number("--port", int, 0, below=65536, example="8000"), default=8000, help="default 8000; 0 = any free port (printed)")
     serve.add_argument("--token-env", help="environment variable holding a bearer token every request must send")
     serve.add_argument("--kwargs", help="JSON object of keyword arguments bound to the function, as kwargs: in a "
                        "recipe")
-    serve.add_argument("--max-batch", type=int, default=64, help="a reward model scores up to this many "
+    serve.add_argument("--max-batch", type=number("--max-batch", int, 1, example="64"), default=64, help="a reward model scores up to this many "
                        "completions of concurrent requests at once (default 64)")
-    serve.add_argument("--max-request-mb", type=float, default=32, help="largest request body (default 32 MB)")
-    serve.add_argument("--timeout", type=float, default=300, help="seconds one reward call may take (default 300)")
+    serve.add_argument("--max-request-mb", type=number("--max-request-mb", float, 0.001, example="32"), default=32, help="largest request body (default 32 MB)")
+    serve.add_argument("--timeout", type=number("--timeout", float, 0.001, example="300"), default=300, help="seconds one reward call may take (default 300)")
 
     compare = sub.add_parser("compare", help="overlay runs' curves in one PNG; table per run and stage; recipe diff")
     compare.add_argument("runs", nargs="+", metavar="RUN_DIR")
     compare.add_argument("--metric", default="reward", help="reward (default), kl, entropy, length, loss or any "
                          "logged key, e.g. rewards/politeness/mean")
-    compare.add_argument("--smooth", type=float, default=0.9, help="EMA weight in [0, 1); 0 = raw")
+    compare.add_argument("--smooth", type=number("--smooth", float, 0, below=1, example="0.9"), default=0.9, help="EMA weight in [0, 1); 0 = raw")
     compare.add_argument("--x", choices=("step", "samples"), default="step", help="x axis: optimizer steps or "
                          "training samples seen")
-    compare.add_argument("--out", default="curves.png", help="PNG to write (default curves.png)")
+    compare.add_argument("--out", default="curves.png", help="PNG to write (default curves.png); a folder gets "
+                         "FOLDER/curves.png")
 
     evaluation = sub.add_parser("eval", help="(re)run a run's held-out evaluation: base, every stage, final model")
     evaluation.add_argument("run", metavar="RUN_DIR")
-    evaluation.add_argument("--prompts", help="held-out prompts .jsonl (default: the recipe's eval.prompts)")
-    evaluation.add_argument("--max-new-tokens", type=int)
-    evaluation.add_argument("--limit", type=int, help="only the first N prompts")
+    evaluation.add_argument("--prompts", type=existing_file("held-out prompts .jsonl"), help="held-out prompts .jsonl (default: the recipe's eval.prompts)")
+    evaluation.add_argument("--max-new-tokens", type=number("--max-new-tokens", int, 1, example="96"))
+    evaluation.add_argument("--limit", type=number("--limit", int, 1, example="20"), help="only the first N prompts")
     return p
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -338,9 +339,27 @@ def compare(paths: list[str], metric: str = "reward", smooth: float = 0.9, out: 
     for r in runs:
         if labels.count(r.label) > 1:  # two runs in folders of the same name: tell them apart by their path
             r.label = str(r.path)
-    names = plot(runs, metric, smooth, x, Path(out)) if out else []
-    print_report(runs, metric, smooth, Path(out) if out else None, names)
+    png = image_path(out) if out else None
+    names = plot(runs, metric, smooth, x, png) if png else []
+    print_report(runs, metric, smooth, png, names)
     return runs
+
+
+def image_path(out: str) -> Path:
+    """Where `--out` writes: a folder (existing, or given with a trailing /) gets `curves.png` inside it; a name
+    without an extension gets `.png`; any other extension must be one matplotlib writes (svg, pdf, ...)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    path = Path(out)
+    if path.is_dir() or out.endswith(("/", os.sep)):
+        return path / "curves.png"
+    if not path.suffix:
+        return path.with_suffix(".png")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if path.suffix[1:].lower() not in formats:
+        raise RlftError(f"--out {out}: cannot write a {path.suffix} image; use one of "
+                        f"{', '.join('.' + f for f in sorted(formats))}, e.g. --out curves.png")
+    return path
 
 
 def _finite(v) -> bool:

@@ -13,6 +13,7 @@ Columns with other names are mapped with `columns: {messages: conversation}`.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from rlft.errors import RlftError
@@ -131,10 +132,52 @@ def _read(source: str, recipe_dir: Path, split: str):
         raise RlftError(f"{source}: unsupported file type {path.suffix!r}; use .jsonl, .json, .csv or .parquet")
     if path.stat().st_size == 0:
         raise RlftError(f"{source}: the data set is empty (0 bytes); add rows or point to the right file")
+    if loader != "parquet":  # text formats: pyarrow would read bytes that are not UTF-8 into garbled strings
+        text = read_text(path, source)
+        if not text.strip():
+            raise RlftError(f"{source}: the data set is empty (only blank lines); add rows or point to the right file")
+        if path.suffix == ".jsonl":
+            _check_json_lines(text, source)
     try:
         return datasets.load_dataset(loader, data_files=str(path), split="train")
     except Exception as e:
+        if path.suffix == ".json":
+            _check_json(text, source)
         raise RlftError(f"{source}: cannot be read as {path.suffix[1:]}: {str(e).splitlines()[0]}")
+
+
+def read_text(path: str | Path, name: str | None = None) -> str:
+    """A user's file as UTF-8 text; bytes that are not UTF-8 are an `RlftError` naming the line and byte offset."""
+    raw = Path(path).read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise RlftError(f"{name or path}: not UTF-8 text: byte {e.start} (line {line}) is {raw[e.start:e.start + 1]!r}; "
+                        "save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8 FILE > FILE.utf8)")
+
+
+def _check_json_lines(text: str, source: str) -> None:
+    """Every non-blank line of a .jsonl is one JSON object; otherwise say which line and why."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue  # blank lines are skipped by the reader
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise RlftError(f"{source}: line {number} is not JSON ({e.msg} at column {e.colno}): {line[:80]!r}. "
+                            "A .jsonl holds one JSON object per line")
+        if not isinstance(row, dict):
+            raise RlftError(f"{source}: line {number} is {type(row).__name__} {line[:80]!r}, not a JSON object; "
+                            'each line must be an object such as {"prompt": "..."}')
+
+
+def _check_json(text: str, source: str) -> None:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as e:
+        raise RlftError(f"{source}: not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}. A .json file holds "
+                        "a list of objects (or use .jsonl: one object per line)")
 
 
 def _detect(columns: list[str], formats: tuple[str, ...], source: str) -> str:
@@ -164,6 +207,8 @@ def _row_problem(row: dict, fmt: str) -> str | None:
                 return f"each message needs string 'role' and 'content', got {m!r}"
         if msgs[-1]["role"] != "assistant":
             return f"the last message has role {msgs[-1]['role']!r}; it must be the assistant's reply to learn from"
+        if not msgs[-1]["content"].strip():
+            return "the assistant's reply (the last message) is empty; there is nothing to learn from it"
         return None
     for col in COLUMNS[fmt]:
         value = row[col]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -134,3 +135,24 @@ def on_main_process(state, what: str, func, *args):
 
 def _first_line(error: Exception) -> str:
     return (str(error).strip() or type(error).__name__).splitlines()[0]
+
+
+GiB = 1024 ** 3
+# the largest memory one process can plan for: far above any GPU, above the RAM of large CPU servers
+MAX_DEVICE_MEMORY = 64 * 1024 ** 4
+
+
+def parse_size(text: str) -> float:
+    """`--gpu-mem`: '80GB', '80GiB', '24G', '80' (GiB) -> bytes. GB is read as GiB, as GPU spec sheets round them
+    alike."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(gib|gb|g|mib|mb|m|tib|tb|t)?\s*", str(text).lower())
+    if not match:
+        raise RlftError(f"--gpu-mem {text!r}: give a size like 80GB, 24GB or 40GiB")
+    unit = (match.group(2) or "g")[0]
+    size = float(match.group(1)) * {"m": 1024 ** 2, "g": GiB, "t": 1024 ** 4}[unit]
+    if size < 64 * 1024 ** 2:
+        raise RlftError(f"--gpu-mem {text!r}: too small to hold any model; give the memory of one device, e.g. 24GB")
+    if size > MAX_DEVICE_MEMORY:
+        raise RlftError(f"--gpu-mem {text!r}: more than {MAX_DEVICE_MEMORY // 1024 ** 4} TiB per device is no real "
+                        "device; give the memory of one GPU (e.g. 80GB), or of the machine with --cpu")
+    return size

@@ -29,10 +29,9 @@ from pathlib import Path
 
 from rlft import models
 from rlft.errors import RlftError
-from rlft.launch import Launch, launch_from_config, resolve_dtype
+from rlft.launch import GiB, Launch, launch_from_config, parse_size, resolve_dtype
 from rlft.stages import STAGES, arg, common, load
 
-GiB = 1024 ** 3
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 NF4_BYTES = 0.5 + 4 / 64  # 4-bit weight + fp32 absmax per 64-weight block (bitsandbytes default, no double quant)
 NF4_DOUBLE_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)  # double quantization: 8-bit absmax, fp32 per 256 of them
@@ -211,15 +210,6 @@ def _activations(shape: Shape, b: int, seq: int, w: int, checkpointing: bool, lo
 
 
 # --- the command -----------------------------------------------------------------------------------------------------
-def parse_size(text: str) -> float:
-    """'80GB', '80GiB', '24G', '80' (GiB) -> bytes. GB is read as GiB, as GPU spec sheets round them alike."""
-    match = re.fullmatch(r"\s*([\d.]+)\s*(gib|gb|g|mib|mb|m|tib|tb|t)?\s*", str(text).lower())
-    if not match:
-        raise RlftError(f"--gpu-mem {text!r}: give a size like 80GB, 24GB or 40GiB")
-    unit = (match.group(2) or "g")[0]
-    return float(match.group(1)) * {"m": 1024 ** 2, "g": GiB, "t": 1024 ** 4}[unit]
-
-
 def plan(recipe_path: str, overrides=(), gpus: int | None = None, gpu_mem: str = "80GB", config: str | None = None,
          model_config_path: str | None = None, cpu: bool = False) -> dict:
     """Validate the recipe for the given launch and estimate every stage; returns the rows and the header facts."""

@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from rlft import eval_section, fieldtypes
+from rlft.data import read_text
 from rlft.errors import RecipeError, RlftError
 
 REQUIRED = object()
@@ -56,16 +57,27 @@ def read_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise RlftError(f"{path}: recipe file not found. Pass the path of a .yaml recipe, e.g. recipes/sft_only.yaml")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(read_text(path))
     except yaml.YAMLError as e:
-        where = ""
-        if getattr(e, "problem_mark", None) is not None:
-            where = f" at line {e.problem_mark.line + 1}, column {e.problem_mark.column + 1}"
-        problem = getattr(e, "problem", None) or str(e)
-        raise RlftError(f"{path}: malformed YAML{where}: {problem}. Fix the syntax (indentation, quotes, colons).")
+        raise RlftError(f"{path}: {_yaml_problem(e)}")
     if not isinstance(data, dict):
         raise RlftError(f"{path}: a recipe must be a YAML mapping with keys like name, model, stages; got {_kind(data)}")
     return data
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """PyYAML's error, placed where the user must look: an unclosed quote is reported where it opens (PyYAML's
+    context mark), not at the end of the file where the parser gave up (its problem mark)."""
+    problem = getattr(e, "problem", None) or str(e)
+    mark, context, context_mark = getattr(e, "problem_mark", None), getattr(e, "context", None), \
+        getattr(e, "context_mark", None)
+    at = (lambda m: f"line {m.line + 1}, column {m.column + 1}")
+    if context_mark is not None and "quoted scalar" in (context or ""):
+        return (f"malformed YAML at {at(context_mark)}: a quoted string starts here and is not closed (the parser "
+                f"ran on to {at(mark)}: {problem}). Close the quote, or escape a quote inside the string")
+    where = f" at {at(mark)}" if mark is not None else ""
+    also = f" ({context} at {at(context_mark)})" if context and context_mark is not None else ""
+    return f"malformed YAML{where}: {problem}{also}. Fix the syntax (indentation, quotes, colons)."
 
 
 def apply_overrides(raw: dict, overrides: list[str], source: str) -> dict:

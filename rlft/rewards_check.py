@@ -99,9 +99,23 @@ def _sample_for(stage: dict, rows, source: str, k: int, recipe: dict):
 
 def _read_completions(path: str, n: int):
     """Rows of {prompt, completion, ...} grouped by prompt; the first n prompts."""
-    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-    if not rows or any("prompt" not in r or "completion" not in r for r in rows):
-        raise RlftError(f"{path}: every line must be a JSON object with 'prompt' and 'completion'")
+    from rlft.data import read_text
+
+    rows = []
+    for number, line in enumerate(read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise RlftError(f"{path}: line {number} is not JSON ({e.msg} at column {e.colno}); each line must be one "
+                            'object, e.g. {"prompt": "Hi", "completion": "Hello!"}')
+        if not isinstance(row, dict) or "prompt" not in row or "completion" not in row:
+            raise RlftError(f"{path}: line {number} must be a JSON object with 'prompt' and 'completion', "
+                            f"got {line[:80]!r}")
+        rows.append(row)
+    if not rows:
+        raise RlftError(f'{path}: no rows; write one JSON object per line, e.g. {{"prompt": "Hi", "completion": "Hello!"}}')
     by_prompt: dict[str, list] = {}
     for r in rows:
         by_prompt.setdefault(json.dumps(r["prompt"], sort_keys=True), []).append(r)

@@ -47,7 +47,14 @@ PAIRS_KEYS = {
 
 def check(stage: dict, path: str, ctx) -> None:
     formats = ("prompt",) if stage.get("rewards") is not None else ("preference",)
-    columns = online.check_data(stage, path, ctx, formats, "data: {train: data/prefs.jsonl}, or prompts plus rewards:")
+    if stage.get("rewards") is None and _prompts_only(stage, ctx):
+        ctx.add(f"{path}.data.train", "holds prompts only (no chosen/rejected columns). A dpo stage trains on "
+                "preference pairs (prompt, chosen, rejected); to have it sample its own pairs from these prompts and "
+                "rank them, add rewards:, e.g. rewards: [{fn: reward_models.politeness:politeness}]")
+        columns = None
+    else:
+        columns = online.check_data(stage, path, ctx, formats, "data: {train: data/prefs.jsonl}, or prompts plus "
+                                    "rewards:")
     if stage.get("rewards") is not None:
         rewards.check(ctx, stage, path, columns)
         pairs = ctx.checker.mapping(stage.get("pairs") or {}, PAIRS_KEYS, f"{path}.pairs")
@@ -66,6 +73,18 @@ def check(stage: dict, path: str, ctx) -> None:
 def group_size(stage: dict) -> int:
     """Completions sampled per prompt to build a pair from (`pairs.k`)."""
     return (stage.get("pairs") or {}).get("k", PAIRS_KEYS["k"][1])
+
+
+def _prompts_only(stage: dict, ctx) -> bool:
+    """True when the stage's training data reads as prompts, not preference pairs."""
+    block = stage.get("data")
+    if not isinstance(block, dict) or not isinstance(block.get("train"), str) or block.get("format"):
+        return False
+    try:
+        return data.load_split({"split": "train", **block}, "train", ctx.recipe_dir, ("preference", "prompt"))[1] == \
+            "prompt"
+    except Exception:  # any other data problem is reported by data.check
+        return False
 
 
 def run(stage: dict, ctx: common.StageContext) -> dict:
