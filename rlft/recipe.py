@@ -230,7 +230,7 @@ def validate(raw: dict, source: str, stage_modules: dict, recipe_dir: Path) -> d
     if "model" in recipe:
         from rlft.models import check_model_spec
 
-        problem = check_model_spec(recipe["model"], recipe_dir)
+        problem = check_model_spec(recipe["model"], recipe_dir, recipe.get("trust_remote_code") is True)
         if problem:
             c.add("model", problem)
 

@@ -43,7 +43,6 @@ def test_cpu_auto_dtype_follows_bf16_instructions(monkeypatch, tmp_path):
 def test_model_spec_checks(tmp_path, tiny_model_dir):
     assert models.check_model_spec("smollm2-135m-instruct", tmp_path) is None
     assert models.check_model_spec(str(tiny_model_dir), tmp_path) is None
-    assert models.check_model_spec("HuggingFaceTB/SmolLM2-135M-Instruct", tmp_path) is None  # resolved at load
     assert "not an embedded model" in models.check_model_spec("smollm2", tmp_path)
     (tmp_path / "empty").mkdir()
     assert "has no config.json" in models.check_model_spec("empty", tmp_path)
@@ -52,6 +51,21 @@ def test_model_spec_checks(tmp_path, tiny_model_dir):
     # a hub id is passed through untouched; a local folder resolves to its absolute path
     assert models.resolve("org/model", tmp_path) == "org/model"
     assert models.resolve("empty", tmp_path) == str((tmp_path / "empty").resolve())
+
+
+def test_hub_id_is_looked_up_in_the_local_cache_when_offline(tmp_path, monkeypatch):
+    """HF_HUB_OFFLINE (set for every test): a hub id passes only when its config.json is in the HF cache."""
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert "not in the local Hugging Face cache" in models.check_model_spec("org/model", tmp_path)
+    repo = tmp_path / "hub" / "models--org--model"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    (repo / "snapshots" / "abc123" / "config.json").write_text('{"model_type": "llama"}')
+    assert models.check_model_spec("org/model", tmp_path) is None
 
 
 def test_missing_embedded_package_gives_install_hint(monkeypatch):

@@ -133,8 +133,14 @@ def _check_model(ctx, stage: dict, entry: dict, where: str) -> str:
     elif not (folder / "config.json").is_file():
         ctx.add(f"{where}.model", f"{spec}: no config.json; point at a folder saved by a reward_model stage")
     else:
-        archs = json.loads((folder / "config.json").read_text()).get("architectures") or []
-        if archs and not any(a.endswith("ForSequenceClassification") for a in archs):
+        from rlft.models import remote_code_problem  # deferred: rlft.models imports torch, rlft.rewards does not
+
+        problem = remote_code_problem(folder / "config.json", spec, False, fix="rlft loads reward models without "
+                                      "trust_remote_code; train one with a reward_model stage or pick")
+        archs = [] if problem else json.loads((folder / "config.json").read_text()).get("architectures") or []
+        if problem:
+            ctx.add(f"{where}.model", problem)
+        elif archs and not any(a.endswith("ForSequenceClassification") for a in archs):
             ctx.add(f"{where}.model", f"{spec} holds a {archs[0]}, not a sequence classifier (reward model)")
     return entry.get("name") or model_name(spec, folder)
 
