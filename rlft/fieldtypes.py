@@ -144,7 +144,8 @@ def _documented_types(doc: str) -> dict[str, object]:
               "list[str]": list[str], "List[str]": list[str], "list[int]": list[int]}
     out = {}
     for m in re.finditer(r"^\s+(\w+) \((.+?)\):\s*$", doc, re.M):
-        words = [w.strip("` ") for w in re.split(r",|\bor\b", m.group(2)) if "*" not in w and w.strip("` ")]
+        declared = re.split(r"\*|\bdefaults\b", m.group(2))[0]  # `bool`, *optional*, defaults to ...
+        words = [w.strip("` ") for w in re.split(r",|\bor\b", declared) if w.strip("` ")]
         kinds = [simple.get(w, typing.Any) for w in words]
         out[m.group(1)] = typing.Any if typing.Any in kinds or not kinds else typing.Union[tuple(kinds)]
     return out

@@ -238,6 +238,7 @@ def precision_args(dtype: torch.dtype) -> dict:
         # transformers 5's name: TRL's configs default the deprecated `gradient_checkpointing` to True, and
         # transformers warns about that alias whenever `activation_checkpointing` is left unset.
         "activation_checkpointing": on_gpu,
+        "dataloader_pin_memory": on_gpu,  # pinned memory only helps copies to a GPU; without one torch warns
     }
     mps = getattr(torch.backends, "mps", None)
     if dtype != torch.float32 and not on_gpu and not (mps and mps.is_available()):

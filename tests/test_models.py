@@ -15,7 +15,8 @@ def test_cpu_defaults_are_fp32_without_checkpointing():
     if torch.cuda.is_available():
         pytest.skip("CPU-only check")
     assert models.pick_dtype() == torch.float32
-    assert models.precision_args(torch.float32) == {"bf16": False, "fp16": False, "activation_checkpointing": False}
+    assert models.precision_args(torch.float32) == {"bf16": False, "fp16": False, "activation_checkpointing": False,
+                                                    "dataloader_pin_memory": False}
     # a recipe that asks for bf16 on a CPU gets it (TrainingArguments refuses bf16 without a GPU unless use_cpu)
     assert models.precision_args(torch.bfloat16)["use_cpu"] is True
     assert models.pick_dtype("bfloat16") == torch.bfloat16
