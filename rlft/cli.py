@@ -42,11 +42,14 @@ def parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="estimate each stage's peak memory per device and whether it fits; no download")
     plan.add_argument("recipe")
     plan.add_argument("overrides", nargs="*")
-    plan.add_argument("--gpus", type=number("--gpus", int, 1, example="8"), help="processes (GPUs) to plan for (default: the config's num_processes "
+    plan.add_argument("--gpus", type=number("--gpus", int, 1, example="8"),
+                      help="processes (GPUs) to plan for (default: the config's num_processes "
                       "or 1)")
     plan.add_argument("--gpu-mem", type=size, default="80GB", help="memory per device, e.g. 24GB, 80GB (default 80GB)")
-    plan.add_argument("--config", type=existing_file("accelerate config"), help="accelerate profile it will be launched with, e.g. configs/zero3.yaml")
-    plan.add_argument("--model-config", type=existing_file("model's config.json"), help="the model's config.json, for a hub model not in the local cache")
+    plan.add_argument("--config", type=existing_file("accelerate config"),
+                      help="accelerate profile it will be launched with, e.g. configs/zero3.yaml")
+    plan.add_argument("--model-config", type=existing_file("model's config.json"),
+                      help="the model's config.json, for a hub model not in the local cache")
     plan.add_argument("--cpu", action="store_true", help="plan for CPU processes (bf16 on a CPU with AMX, else fp32; "
                       "no gradient checkpointing)")
 
@@ -84,7 +87,8 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("runs", nargs="+", metavar="RUN_DIR")
     compare.add_argument("--metric", default="reward", help="reward (default), kl, entropy, length, loss or any "
                          "logged key, e.g. rewards/politeness/mean")
-    compare.add_argument("--smooth", type=number("--smooth", float, 0, below=1, example="0.9"), default=0.9, help="EMA weight in [0, 1); 0 = raw")
+    compare.add_argument("--smooth", type=number("--smooth", float, 0, below=1, example="0.9"), default=0.9,
+                         help="EMA weight in [0, 1); 0 = raw")
     compare.add_argument("--x", choices=("step", "samples"), default="step", help="x axis: optimizer steps or "
                          "training samples seen")
     compare.add_argument("--out", default="curves.png", help="PNG to write (default curves.png); a folder gets "
@@ -92,7 +96,8 @@ def parser() -> argparse.ArgumentParser:
 
     evaluation = sub.add_parser("eval", help="(re)run a run's held-out evaluation: base, every stage, final model")
     evaluation.add_argument("run", metavar="RUN_DIR")
-    evaluation.add_argument("--prompts", type=existing_file("held-out prompts .jsonl"), help="held-out prompts .jsonl (default: the recipe's eval.prompts)")
+    evaluation.add_argument("--prompts", type=existing_file("held-out prompts .jsonl"),
+                            help="held-out prompts .jsonl (default: the recipe's eval.prompts)")
     evaluation.add_argument("--max-new-tokens", type=number("--max-new-tokens", int, 1, example="96"))
     evaluation.add_argument("--limit", type=number("--limit", int, 1, example="20"), help="only the first N prompts")
     return p

@@ -153,8 +153,9 @@ def read_text(path: str | Path, name: str | None = None) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
-        raise RlftError(f"{name or path}: not UTF-8 text: byte {e.start} (line {line}) is {raw[e.start:e.start + 1]!r}; "
-                        "save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8 FILE > FILE.utf8)")
+        raise RlftError(f"{name or path}: not UTF-8 text: byte {e.start} (line {line}) is "
+                        f"{raw[e.start:e.start + 1]!r}; save the file as UTF-8 "
+                        "(e.g. iconv -f latin1 -t utf-8 FILE > FILE.utf8)")
 
 
 def _check_json_lines(text: str, source: str) -> None:

@@ -151,6 +151,18 @@ def _documented_types(doc: str) -> dict[str, object]:
     return out
 
 
+def number_from_text(value, types: tuple) -> int | float | None:
+    """`value` as a number when it is a number written as text and `types` takes numbers (for rlft's own keys)."""
+    if not isinstance(value, str) or not NUMBER.fullmatch(value.strip()):
+        return None
+    number = float(value)
+    if float in types:
+        return number
+    if int in types and number.is_integer():
+        return int(number)
+    return None
+
+
 # --- fitting one value to one type --------------------------------------------------------------------------------
 def _coerce(value, tp):
     """(value fitted to `tp`, whether it was converted); raises `_Mismatch` when it cannot fit."""
@@ -204,8 +216,9 @@ def _fits(value, tp) -> bool:
             return all(_fits(v, m) for v in value for m in [_any_member(v, item)])
         return not isinstance(value, (dict, type(None))) and _fits(value, item)  # a scalar where one item will do
     if origin is tuple:
-        return isinstance(value, (list, tuple)) and (len(args) == 2 and args[1] is Ellipsis or len(value) == len(args)) \
-            and all(_fits(v, args[0] if args[-1] is Ellipsis else a) for v, a in zip(value, args))
+        if args and args[-1] is Ellipsis:
+            return isinstance(value, (list, tuple)) and all(_fits(v, args[0]) for v in value)
+        return isinstance(value, (list, tuple)) and len(value) == len(args) and all(map(_fits, value, args))
     return True  # another class (LoftQConfig, ParallelismConfig, ...): left to the library
 
 

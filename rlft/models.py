@@ -54,7 +54,8 @@ def embedded_gguf(name: str) -> Path:
     return path
 
 
-def check_model_spec(spec: str, recipe_dir: Path, trust_remote_code: bool = False) -> str | None:
+def check_model_spec(spec: str, recipe_dir: Path, trust_remote_code: bool = False,
+                     hub_lookup: bool = True) -> str | None:
     """Return a problem description for a recipe's `model:` value, or None when it is loadable: an embedded name whose
     package is installed, a local folder with a config.json, a real .gguf file, or a hub id in the local HF cache
     (or, when online, on the hub); and no custom model code unless `trust_remote_code`."""
@@ -74,7 +75,7 @@ def check_model_spec(spec: str, recipe_dir: Path, trust_remote_code: bool = Fals
             return f"folder {spec!r} has no config.json; it must hold a model saved with save_pretrained()"
         return remote_code_problem(path / "config.json", spec, trust_remote_code)
     if HUB_ID.match(spec):
-        return hub_problem(spec, recipe_dir, trust_remote_code)
+        return hub_problem(spec, recipe_dir, trust_remote_code) if hub_lookup else None
     names = ", ".join(EMBEDDED)
     return (f"{spec!r} is not an embedded model ({names}), not an existing local folder or .gguf file, "
             f"and not a hub id of the form org/name; fix the name or the path{_did_you_mean(spec, recipe_dir)}")
@@ -117,13 +118,15 @@ def hub_problem(spec: str, recipe_dir: Path, trust_remote_code: bool) -> str | N
     request, 10 s at most). Says which, and points at a local folder of a similar name."""
     from huggingface_hub import constants, try_to_load_from_cache
 
-    cached = try_to_load_from_cache(spec, "config.json")
+    cache = os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE  # the variable as it is now, not at import
+    cached = try_to_load_from_cache(spec, "config.json", cache_dir=cache)
     if isinstance(cached, str):
         return remote_code_problem(Path(cached), spec, trust_remote_code)
     hint = _did_you_mean(spec, recipe_dir)
     if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
         return (f"{spec!r} is not a local folder, and as a hub id it is not in the local Hugging Face cache "
-                f"({constants.HF_HUB_CACHE}) while HF_HUB_OFFLINE is set{hint or '; download it once while online, or give a local folder'}")
+                f"({cache}) while HF_HUB_OFFLINE is set"
+                f"{hint or '; download it once while online, or give a local folder'}")
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
     from huggingface_hub.errors import EntryNotFoundError, GatedRepoError, RepositoryNotFoundError
 

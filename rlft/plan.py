@@ -217,7 +217,7 @@ def plan(recipe_path: str, overrides=(), gpus: int | None = None, gpu_mem: str =
                                                                    kind="ddp" if (gpus or 1) > 1 else "single")
     if cpu:
         launch = replace(launch, on_gpu=False)
-    recipe = load(recipe_path, overrides)
+    recipe = load(recipe_path, overrides, hub_lookup=False)  # a hub model need not be here: see model_config
     common.raise_distributed_problems(recipe, launch, str(recipe_path))
     recipe_dir = Path(recipe_path).resolve().parent
     config_obj = model_config(recipe["model"], recipe_dir, model_config_path, recipe["trust_remote_code"])

@@ -161,6 +161,10 @@ class Checker:
                     out[key] = copy.deepcopy(default)
                 continue
             value = node[key]
+            number = fieldtypes.number_from_text(value, types if isinstance(types, tuple) else (types,))
+            if number is not None:
+                self.note(_join(path, key), f"read {value!r} as the number {number!r}")
+                value = node[key] = number  # in place too: some callers go on reading the mapping they passed
             if not _is_type(value, types):
                 self.add(_join(path, key), f"expected {_type_name(types)}, got {_kind(value)} {value!r} ({what})")
                 continue
@@ -216,8 +220,10 @@ def _accepted_names(config_class) -> set[str]:
     return names | {p.name for p in params if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
 
 
-def validate(raw: dict, source: str, stage_modules: dict, recipe_dir: Path) -> dict:
+def validate(raw: dict, source: str, stage_modules: dict, recipe_dir: Path, hub_lookup: bool = True) -> dict:
     """Check the whole recipe and return it resolved (defaults filled in). Raises `RecipeError` listing all problems.
+
+    `hub_lookup=False` accepts a hub id without finding it in the HF cache (`rlft plan` plans models it lacks).
 
     `stage_modules` maps stage type -> module; each module provides `STAGE_KEYS` and `check(stage, path, ctx)`.
     """
@@ -225,12 +231,15 @@ def validate(raw: dict, source: str, stage_modules: dict, recipe_dir: Path) -> d
     recipe = c.mapping(raw, TOP_KEYS, "")
     if "name" in recipe and not NAME_RE.match(recipe["name"]):
         c.add("name", f"{recipe['name']!r} must be letters, digits, '-', '_' or '.' (it names the run folder)")
+    test, constraint = fieldtypes.RANGES["seed"]
+    if isinstance(recipe.get("seed"), int) and not test(recipe["seed"]):
+        c.add("seed", f"{recipe['seed']} is out of range: seed {constraint}, e.g. seed: 42")
     if recipe.get("dtype") not in (None, *DTYPES):
         c.add("dtype", f"{recipe['dtype']!r} is not one of {', '.join(DTYPES)}")
     if "model" in recipe:
         from rlft.models import check_model_spec
 
-        problem = check_model_spec(recipe["model"], recipe_dir, recipe.get("trust_remote_code") is True)
+        problem = check_model_spec(recipe["model"], recipe_dir, recipe.get("trust_remote_code") is True, hub_lookup)
         if problem:
             c.add("model", problem)
 

@@ -115,7 +115,8 @@ def _read_completions(path: str, n: int):
                             f"got {line[:80]!r}")
         rows.append(row)
     if not rows:
-        raise RlftError(f'{path}: no rows; write one JSON object per line, e.g. {{"prompt": "Hi", "completion": "Hello!"}}')
+        raise RlftError(f"{path}: no rows; write one JSON object per line, "
+                        'e.g. {"prompt": "Hi", "completion": "Hello!"}')
     by_prompt: dict[str, list] = {}
     for r in rows:
         by_prompt.setdefault(json.dumps(r["prompt"], sort_keys=True), []).append(r)

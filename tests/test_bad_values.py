@@ -74,6 +74,8 @@ RECIPES = {
     "logging_steps zero": (sft("logging_steps: 0"), ["stages[0].args.logging_steps: 0 is out of range"]),
     "null for a number": (sft("learning_rate: null"), ["stages[0].args.learning_rate: None is empty (null)",
                                                        "takes a number"]),
+    "top-level seed negative": ("name: t\nmodel: MODEL\nseed: -3\nstages:\n" + sft().split("stages:\n")[1],
+                                ["seed: -3 is out of range", "e.g. seed: 42"]),
     # --- lora: -> peft.LoraConfig
     "lora r zero": (sft(lora="r: 0, target_modules: all-linear"),
                     ["stages[0].lora.r: 0 is out of range", "LoRA rank: at least 1", "e.g. r: 8"]),
@@ -140,7 +142,8 @@ RECIPES = {
                         "Close the quote"]),
 }
 # these also go through `rlft run`, which must stop before it writes anything
-ALSO_RUN = {"lr text", "lora r zero", "gguf that is text", "data not utf8", "custom code untrusted", "grpo one generation"}
+ALSO_RUN = {"lr text", "lora r zero", "gguf that is text", "data not utf8", "custom code untrusted",
+            "grpo one generation"}
 
 
 @pytest.fixture
@@ -222,13 +225,14 @@ def test_numbers_written_as_text_are_converted_with_a_note(workdir, tiny_model_d
     from rlft.run import load
 
     recipe = workdir / "recipe.yaml"
-    recipe.write_text(sft("learning_rate: 2e-4, warmup_steps: '3'", lora="r: 4, lora_dropout: 1e-1").replace(
-        "MODEL", str(tiny_model_dir)))
+    recipe.write_text(sft("learning_rate: 2e-4, warmup_steps: '3'", lora="r: 4, lora_dropout: 1e-1",
+                          data="chat.jsonl, eval_split: 2e-1").replace("MODEL", str(tiny_model_dir)))
     resolved = load(recipe, ["stages.sft.args.max_steps=1e1"])
     args, lora = resolved["stages"][0]["args"], resolved["stages"][0]["lora"]
     assert args["learning_rate"] == 2e-4 and isinstance(args["learning_rate"], float)
     assert args["max_steps"] == 10 and isinstance(args["max_steps"], int)
     assert args["warmup_steps"] == 3.0 and lora["lora_dropout"] == 0.1
+    assert resolved["stages"][0]["data"]["eval_split"] == 0.2  # rlft's own keys too
     err = capsys.readouterr().err
     assert "note: " in err and "stages[0].args.learning_rate: read '2e-4' as the number 0.0002" in err
     assert "write 0.0002 to skip this note" in err and "stages[0].lora.lora_dropout: read '1e-1'" in err

@@ -57,9 +57,11 @@ def arg(stage: dict, key: str):
     return common.arg(stage, key, module.CONFIG_CLASS, getattr(module, "DEFAULTS", None))
 
 
-def load(recipe_path: str | Path, overrides: list[str] = ()) -> dict:
-    """Read, override and validate a recipe; raises RecipeError listing every problem."""
+def load(recipe_path: str | Path, overrides: list[str] = (), hub_lookup: bool = True) -> dict:
+    """Read, override and validate a recipe; raises RecipeError listing every problem.
+
+    `hub_lookup=False` accepts a hub id that is not in the local HF cache (`rlft plan` plans models it lacks)."""
     recipe_path = Path(recipe_path)
     raw = recipes.read_yaml(recipe_path)
     raw = recipes.apply_overrides(raw, list(overrides), str(recipe_path))
-    return recipes.validate(raw, str(recipe_path), STAGES, recipe_path.resolve().parent)
+    return recipes.validate(raw, str(recipe_path), STAGES, recipe_path.resolve().parent, hub_lookup)
