@@ -103,8 +103,9 @@ def check(checker, config_class, values: dict, path: str) -> None:
             checker.add(where, _mismatch_message(key, value, e.args[0], name, tp, default))
             continue
         if changed:
-            checker.note(where, f"read {value!r} as the number {converted!r} (YAML reads a number without a '.' "
-                         f"before the exponent as text; write {_yaml(converted)} to skip this note)")
+            why = (f" (YAML reads a number without a '.' before the exponent as text; write {_yaml(converted)} to "
+                   "skip this note)") if isinstance(value, str) else ""
+            checker.note(where, f"read {value!r} as the number {converted!r}{why}")
             values[key] = value = converted
         choices = meta.get("choices")
         if choices is not None and isinstance(value, str) and value not in choices:
@@ -257,7 +258,8 @@ def _describe(tp) -> str:
     if origin is typing.Literal:
         return f"one of {_listing(args)}"
     if origin is list:
-        return f"a list of ({_describe(args[0])})" if args else "a list"
+        plural = {str: "strings", int: "integers", float: "numbers", bool: "true/false values"}
+        return f"a list of {plural.get(args[0]) or '(' + _describe(args[0]) + ')'}" if args else "a list"
     if origin is dict:
         return "a mapping"
     if origin is tuple:
@@ -277,6 +279,8 @@ def _mismatch_message(key: str, value, expected: str, cls: str, tp, default) -> 
     if isinstance(value, bool) and any(_is_enum(m) or typing.get_origin(m) is typing.Literal or m is str
                                        for m in members):
         return (f"{head} (YAML reads no/yes/on/off as true/false: quote the word, e.g. {key}: 'no')")
+    if _is_number(value) and str in members:
+        return f"{head}: put it in quotes, e.g. {key}: '{value}'"
     choices = _choices(members)
     if isinstance(value, str) and choices:
         return f"{value!r} is not one of {_listing(choices)}{_close(value, choices)}"

@@ -193,16 +193,13 @@ def check_config(checker: Checker, config_class, kwargs: dict, path: str, defaul
         hint = [ALIASES[key]] if ALIASES.get(key) in fields else difflib.get_close_matches(key, fields, n=1)
         fix = f"did you mean {hint[0]!r}?" if hint else f"see the {config_class.__name__} documentation"
         checker.add(_join(path, key), f"not a field of {config_class.__module__.split('.')[0]}.{config_class.__name__}; {fix}")
-    if bad:
-        return None
     clash = sorted(set(fixed) & set(kwargs))
     if clash:
         checker.add(_join(path, clash[0]), "is set by rlft from the run folder; remove it from the recipe")
-        return None
     before = len(checker.problems)
     fieldtypes.check(checker, config_class, kwargs, path)
-    if len(checker.problems) > before:
-        return None  # building it would only repeat the same problem in the library's words
+    if bad or clash or len(checker.problems) > before:
+        return None  # building it would only repeat the same problems in the library's words
     try:
         return config_class(**fixed, **{**(defaults or {}), **kwargs})
     except Exception as e:  # the library's own validation: show its words with our path

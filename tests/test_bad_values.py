@@ -61,12 +61,14 @@ RECIPES = {
     "optimizer unknown": (sft("optim: adamw"), ["stages[0].args.optim: 'adamw' is not one of", "'adamw_torch'"]),
     "strategy unknown": (sft("eval_strategy: hourly"), ["stages[0].args.eval_strategy: 'hourly' is not one of",
                                                        "'steps', 'epoch'"]),
+    "number for a string": (sft("run_name: 2024"), ["stages[0].args.run_name: 2024 is an integer",
+                                                    "put it in quotes, e.g. run_name: '2024'"]),
     "metadata choices": (sft("truncation_mode: keep_middle"),
                          ["stages[0].args.truncation_mode: 'keep_middle' is not one of 'keep_end', 'keep_start'"]),
     "warmup negative": (sft("warmup_steps: -2"), ["stages[0].args.warmup_steps: -2 is out of range", "0 or more"]),
     "adam beta above 1": (sft("adam_beta1: 1.5"), ["stages[0].args.adam_beta1: 1.5 is out of range", "[0, 1)"]),
     "report_to number": (sft("report_to: 5"), ["stages[0].args.report_to: 5 is an integer",
-                                               "takes a string or a list of (a string)"]),
+                                               "takes a string or a list of strings"]),
     "kwargs not a mapping": (sft("model_init_kwargs: [1, 2]"),
                              ["stages[0].args.model_init_kwargs: [1, 2] is a list", "takes a mapping"]),
     "max_length zero": (sft("max_length: 0"), ["stages[0].args.max_length: 0 is out of range", "at least 1 token"]),
@@ -88,7 +90,7 @@ RECIPES = {
     "lora bias literal": (sft(lora="r: 4, bias: some"), ["stages[0].lora.bias: 'some' is not one of 'none', 'all', "
                                                         "'lora_only'"]),
     "lora target number": (sft(lora="r: 4, target_modules: 5"),
-                           ["stages[0].lora.target_modules: 5 is an integer", "a list of (a string) or a string"]),
+                           ["stages[0].lora.target_modules: 5 is an integer", "a list of strings or a string"]),
     "lora bool as text": (sft(lora="r: 4, use_rslora: 'true'"), ["stages[0].lora.use_rslora: 'true' is text",
                                                                  "without quotes"]),
     # --- quantization: -> BitsAndBytesConfig (no annotations: the types its docstring documents)
@@ -218,6 +220,15 @@ def test_bad_override_value(override, fragments, workdir, tiny_model_dir, capsys
     before = snapshot(workdir)
     assert_clear(*run_cli(["validate", recipe, override], capsys), fragments)
     assert snapshot(workdir) == before
+
+
+def test_every_value_problem_reported_at_once(workdir, tiny_model_dir, capsys):
+    recipe = workdir / "recipe.yaml"
+    recipe.write_text(sft("learning_rate: abc, learning_rte: 1, optim: adamw", lora="r: 0, lora_dropout: 2")
+                      .replace("MODEL", str(tiny_model_dir)))
+    code, output = run_cli(["validate", recipe, "stages.sft.args.max_steps=ten"], capsys)
+    assert_clear(code, output, ["6 problems", "args.learning_rte: not a field", "args.learning_rate: 'abc'",
+                                "args.optim: 'adamw'", "args.max_steps: 'ten'", "lora.r: 0", "lora.lora_dropout: 2"])
 
 
 def test_numbers_written_as_text_are_converted_with_a_note(workdir, tiny_model_dir, capsys):
