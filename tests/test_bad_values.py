@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from conftest import messages_rows, preference_rows, prompt_rows, write_jsonl
-from rlft.cli import EXIT_USER_ERROR, main
+from rlft.cli import main
+from rlft.errors import EXIT_USER_ERROR
 
 REWARD = "{fn: reward_models.guards:repetition_penalty}"
 
@@ -233,7 +234,7 @@ def test_every_value_problem_reported_at_once(workdir, tiny_model_dir, capsys):
 
 def test_numbers_written_as_text_are_converted_with_a_note(workdir, tiny_model_dir, capsys):
     """PyYAML reads 2e-4 as the string '2e-4': rlft converts it (and says so), so the run gets a float."""
-    from rlft.run import load
+    from rlft.stages import load
 
     recipe = workdir / "recipe.yaml"
     recipe.write_text(sft("learning_rate: 2e-4, warmup_steps: '3'", lora="r: 4, lora_dropout: 1e-1",
