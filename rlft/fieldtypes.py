@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import functools
 import inspect
 import math
 import re
@@ -115,6 +116,7 @@ def check(checker, config_class, values: dict, path: str) -> None:
             checker.add(where, f"{value!r} is out of range: {key} {rule[1]}{_example(key, tp, default)}")
 
 
+@functools.lru_cache(maxsize=None)  # resolving SFTConfig's ~200 annotations once is enough
 def field_types(config_class) -> dict[str, tuple[object, dict, object]]:
     """name -> (type, field metadata, default) for a config class: its dataclass fields with their annotations,
     plus `__init__` parameters; an unannotated parameter gets the type its docstring documents (Any if none)."""
