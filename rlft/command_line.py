@@ -16,7 +16,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The command line of a run: `rlft run ...` and `accelerate launch rlft/run.py ...` take the same."""
     p.add_argument("recipe")
     p.add_argument("overrides", nargs="*", help="dotted key=value, e.g. stages.sft.args.max_steps=5 seed=1")
-    p.add_argument("--output-dir", type=folder, help="run folder (default runs/<name>)")
+    p.add_argument("--output-dir", help="run folder (default runs/<name>)")  # checked by RunFolder, as the recipe's
     p.add_argument("--dry-run", action="store_true", help="load data, models and trainers; run no step")
     p.add_argument("--fresh", action="store_true", help="delete the run folder first instead of resuming")
     p.add_argument("--profile", action="store_true", help="time and peak memory per part of each stage "

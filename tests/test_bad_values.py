@@ -281,7 +281,7 @@ FLAGS = {
     "eval limit word": (["eval", "RUN", "--limit", "ten"], ["argument --limit: 'ten' is not an integer"]),
     "eval prompts missing": (["eval", "RUN", "--prompts", "nope.jsonl"], ["argument --prompts: nope.jsonl: no such"]),
     "run output-dir is a file": (["run", "RECIPE", "--output-dir", "notes.txt"],
-                                 ["argument --output-dir: notes.txt is a file, not a folder", "created if missing"]),
+                                 ["notes.txt: is an existing file, not a folder"]),
 }
 
 
