@@ -66,7 +66,8 @@ def parser() -> argparse.ArgumentParser:
                        help=".jsonl of {prompt, completion} to score instead of sampling")
     check.add_argument("--output-dir", type=folder,
                        help="run folder whose finished stages to sample from (default runs/<name>)")
-    check.add_argument("--timeout", type=number("--timeout", float, 0.001, example="60"), help="seconds one reward call may take (default: each reward's "
+    check.add_argument("--timeout", type=number("--timeout", float, 0.001, example="60"),
+                       help="seconds one reward call may take (default: each reward's "
                        "timeout:, else 300)")
 
     serve = sub.add_parser("serve-reward", help="serve a reward over HTTP (POST /score, OpenRLHF's POST /get_reward, "
@@ -74,14 +75,18 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("spec", help="module.path:function, file.py:function, or a reward model folder")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
                        "only; 0.0.0.0 for every interface, with --token-env)")
-    serve.add_argument("--port", type=number("--port", int, 0, below=65536, example="8000"), default=8000, help="default 8000; 0 = any free port (printed)")
+    serve.add_argument("--port", type=number("--port", int, 0, below=65536, example="8000"), default=8000,
+                       help="default 8000; 0 = any free port (printed)")
     serve.add_argument("--token-env", help="environment variable holding a bearer token every request must send")
     serve.add_argument("--kwargs", help="JSON object of keyword arguments bound to the function, as kwargs: in a "
                        "recipe")
-    serve.add_argument("--max-batch", type=number("--max-batch", int, 1, example="64"), default=64, help="a reward model scores up to this many "
+    serve.add_argument("--max-batch", type=number("--max-batch", int, 1, example="64"), default=64,
+                       help="a reward model scores up to this many "
                        "completions of concurrent requests at once (default 64)")
-    serve.add_argument("--max-request-mb", type=number("--max-request-mb", float, 0.001, example="32"), default=32, help="largest request body (default 32 MB)")
-    serve.add_argument("--timeout", type=number("--timeout", float, 0.001, example="300"), default=300, help="seconds one reward call may take (default 300)")
+    serve.add_argument("--max-request-mb", type=number("--max-request-mb", float, 0.001, example="32"), default=32,
+                       help="largest request body (default 32 MB)")
+    serve.add_argument("--timeout", type=number("--timeout", float, 0.001, example="300"), default=300,
+                       help="seconds one reward call may take (default 300)")
 
     compare = sub.add_parser("compare", help="overlay runs' curves in one PNG; table per run and stage; recipe diff")
     compare.add_argument("runs", nargs="+", metavar="RUN_DIR")
