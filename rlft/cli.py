@@ -66,8 +66,7 @@ def parser() -> argparse.ArgumentParser:
                        help=".jsonl of {prompt, completion} to score instead of sampling")
     check.add_argument("--output-dir", type=folder,
                        help="run folder whose finished stages to sample from (default runs/<name>)")
-    check.add_argument("--timeout", type=number("--timeout", float, 0.001, example="60"),
-                       help="seconds one reward call may take (default: each reward's "
+    check.add_argument("--timeout", type=float, help="seconds one reward call may take (default: each reward's "
                        "timeout:, else 300)")
 
     serve = sub.add_parser("serve-reward", help="serve a reward over HTTP (POST /score, OpenRLHF's POST /get_reward, "
@@ -85,8 +84,7 @@ def parser() -> argparse.ArgumentParser:
                        "completions of concurrent requests at once (default 64)")
     serve.add_argument("--max-request-mb", type=number("--max-request-mb", float, 0.001, example="32"), default=32,
                        help="largest request body (default 32 MB)")
-    serve.add_argument("--timeout", type=number("--timeout", float, 0.001, example="300"), default=300,
-                       help="seconds one reward call may take (default 300)")
+    serve.add_argument("--timeout", type=float, default=300, help="seconds one reward call may take (default 300)")
 
     compare = sub.add_parser("compare", help="overlay runs' curves in one PNG; table per run and stage; recipe diff")
     compare.add_argument("runs", nargs="+", metavar="RUN_DIR")
