@@ -8,8 +8,14 @@ They are also TRL rewards of their own, for recipes that prefer to weight them s
 - ``repetition_penalty``: 0 while 90 % of word n-grams are distinct, -1 at 50 %, in [-1, 0].
 - ``length_penalty``: 0 up to ``target_words``, then falls as target/length - 1, in (-1, 0].
 - ``relevance``: share of the user's content words the reply takes up, in [0, 1].
+- ``diversity_penalty``: batch level. A reply whose opening (first words), or whose stock phrases, also
+  open or fill the replies to many *other* prompts of the same call is a formula, not an answer to its
+  message, in [-0.8, 0]. TRL scores a whole generation batch in one call, k samples of each prompt side
+  by side; replies are compared across prompts only, never within one prompt's group.
+- ``context_penalty``: politeness said to the wrong situation. A condolence ("sorry for your loss") to
+  someone who lost no one, an apology in answer to a neutral question; -1, -0.5 or 0.
 
-A fourth guard, marker stuffing (a reply made only of "thank you, sorry, please"), needs the
+A further guard, marker stuffing (a reply made only of "thank you, sorry, please"), needs the
 strategy matcher, so ``politeness`` measures it and ``stuffing_factor`` turns it into a guard.
 
 TRL calls a reward as ``f(prompts=..., completions=..., completion_ids=..., trainer_state=..., **columns)``
@@ -31,6 +37,43 @@ DISTINCT_ZERO = 0.5  # ... and at which it reaches 0
 RELEVANCE_FLOOR = 0.1  # relevance guard: 1 for an on-topic reply, this for one that shares nothing with the prompt
 RELEVANT_WORDS = 2  # relevance: sharing this many of the prompt's content words counts as fully on topic
 MAX_MARKER_SHARE = 0.5  # stuffing: politeness markers may make up this share of a reply's words before it bites
+OPENING_WORDS = 5  # diversity: a reply's opening is its first 5 words ("i'm sorry for your loss")
+OPENING_SHARE_OK = 0.1  # ... shared with up to 10 % of the other prompts' replies is normal ("sure, here is ...")
+OPENING_SHARE_ZERO = 0.5  # ... with half of them it is a formula, and the guard reaches DIVERSITY_FLOOR
+PHRASE_N = 4  # diversity: stock phrases are word 4-grams ...
+PHRASE_PROMPTS = 0.3  # ... found in the replies to more than 30 % of the other prompts
+STOCK_OK = 0.25  # a reply may be this much stock phrase (a closing "let me know if you ...") before it bites
+STOCK_ZERO = 0.75  # ... and is nothing but formula here
+DIVERSITY_FLOOR = 0.2  # a formula keeps a fifth of its reward: the policy learns to vary, not to go silent
+MIN_PROMPTS = 3  # fewer distinct prompts in a call than this: no judgement (nothing to compare across)
+CONDOLENCE_FACTOR = 0.2  # a condolence to someone who lost nobody is a gaffe, as costly as rudeness
+
+# Context fit (Brown & Levinson 1987; Danescu-Niculescu-Mizil et al. 2013): an apology redresses an offence or a
+# trouble the hearer suffers, so it is polite where the user reports one and a non sequitur elsewhere; sympathy
+# for a loss (a condolence) presupposes a loss. The team's SFT replies (recipes/data) follow this: they apologise
+# to the 23 messages that report a mishap and to none of the neutral questions, and condole with nobody.
+_CONDOLENCE = re.compile(r"\b(sorry (for|about|to hear (about|of)) (your|the|such a) loss|condolence|sympath(y|ies) "
+                         r"(for|on) your loss|rest in peace|my heart goes out|passed away|(he|she|they) passed)",
+                         re.IGNORECASE)
+_APOLOGY = re.compile(r"\b(sorry|apolog\w*|forgive me|pardon|my bad|my mistake|my fault)\b", re.IGNORECASE)
+_KIN = (r"(mum|mom|mother|dad|father|wife|husband|partner|son|daughter|child|baby|brother|sister|friend|grandma|"
+        r"grandmother|grandpa|grandfather|granny|aunt|uncle|cousin|dog|cat|pet|horse)")
+# A loss of someone: a laptop that "died" or herbs "dying" are troubles, not bereavements.
+_LOSS = re.compile(r"\b(passed away|passed on|funeral|bereave\w*|grie(f|ving|ve)|mourn\w*|miscarriage|put to sleep|"
+                   r"death of|death in the family|lost (my|our|a) " + _KIN + r"|" + _KIN + r" (has |had |just )?"
+                   r"(died|passed))\b", re.IGNORECASE)
+# What a user says when something went wrong: a fault, a loss of money or time, a mishap, a feeling about it.
+_TROUBLE = re.compile(r"\b(problems?|issues?|trouble|broke|broken|won'?t|can'?t|cannot|couldn'?t|doesn'?t|didn'?t|isn'?t|"
+                      r"not working|stopped|errors?|bugs?|crash\w*|fail\w*|wrong|mistakes?|accident\w*|late|delay\w*|"
+                      r"missing|lost|stolen|damaged|smashed|crushed|ruin\w*|refund|charg\w*|fees?|scam\w*|cheat\w*|"
+                      r"robb\w*|double|cancel\w*|locked|stuck|rejected|turned down|denied|dropped|hurts?|pain|sick|"
+                      r"unwell|fever|injur\w*|pulled|dying|died|dead|annoy\w*|frustrat\w*|angry|upset|disappoint\w*|"
+                      r"fed up|tired of|exhaust\w*|stress\w*|worried|scared|panick?\w*|embarrass\w*|mortified|"
+                      r"humiliat\w*|unfair|ridiculous|terrible|awful|horrible|worst|useless|ugh|confus\w*|"
+                      r"disaster|mess|messed|still|again|keeps? \w+ing|nobody|no one|never|blank\w*|wasted?|dies|drains?|"
+                      r"shredd\w*|destroy\w*|invalid|missed|wearing me down|no clue|don'?t understand|crying|"
+                      r"sobbing|higher|expensive)\b",
+                      re.IGNORECASE)
 
 # Keywords TRL passes to every reward besides the dataset columns: rlft's one list of them.
 TRL_KEYWORDS = set(TRL_REWARD_KWARGS)
@@ -221,3 +264,118 @@ def apply_guards(scores: list[float], replies: list[str], relevances: list[float
     for values in factors.values():
         rewards = [r * f for r, f in zip(rewards, values)]
     return rewards
+
+
+# --- batch level: the same opening or stock phrase in front of every prompt ---------------------------------------
+def opening(text: str, n: int = OPENING_WORDS) -> str:
+    """The first ``n`` words of ``text``, lower-cased, punctuation dropped: what a formula repeats.
+
+    >>> opening("I'm sorry for your loss. Your parcel ...")
+    "i'm sorry for your loss"
+    """
+    return " ".join(words(text)[:n])
+
+
+def _ramp(share: float, ok: float, zero: float, floor: float) -> float:
+    """1 up to ``ok``, falling linearly to ``floor`` at ``zero`` and beyond."""
+    return max(floor, 1.0 - (1.0 - floor) * (share - ok) / (zero - ok)) if share > ok else 1.0
+
+
+def formula_shares(asks: list[str], replies: list[str], opening_words: int = OPENING_WORDS) -> list[tuple[float, float]]:
+    """Per reply: (share of the other prompts' replies with the same opening, share of its 4-grams that are stock).
+
+    A 4-gram is stock when the replies to more than ``PHRASE_PROMPTS`` of the other prompts contain it. Replies to
+    the same prompt (a GRPO group) are never compared with each other. With fewer than ``MIN_PROMPTS`` distinct
+    prompts every share is 0.
+    """
+    groups = sorted(set(asks))
+    if len(groups) < MIN_PROMPTS:
+        return [(0.0, 0.0)] * len(replies)
+    openings = [opening(r, opening_words) if len(words(r)) >= 2 else None for r in replies]
+    count, per_prompt = {}, {}
+    for ask, head in zip(asks, openings):
+        per_prompt[ask] = per_prompt.get(ask, 0) + 1
+        if head is not None:
+            count[(ask, head)] = count.get((ask, head), 0) + 1
+    by_head = {}
+    for (ask, head), c in count.items():
+        by_head[head] = by_head.get(head, 0) + c
+    grams = [{tuple(w[i:i + PHRASE_N]) for i in range(len(w) - PHRASE_N + 1)} for w in map(words, replies)]
+    prompts_with = {}
+    for ask, gs in zip(asks, grams):
+        for g in gs:
+            prompts_with.setdefault(g, set()).add(ask)
+    total = len(replies)
+    out = []
+    for ask, head, gs in zip(asks, openings, grams):
+        others = total - per_prompt[ask]
+        same = (by_head[head] - count[(ask, head)]) if head is not None else 0
+        stock = sum(len(prompts_with[g]) - 1 > PHRASE_PROMPTS * (len(groups) - 1) for g in gs)
+        out.append((same / others, stock / len(gs) if gs else 0.0))
+    return out
+
+
+def diversity_factors(asks: list[str], replies: list[str], opening_words: int = OPENING_WORDS) -> list[float]:
+    """The batch-level guard in [DIVERSITY_FLOOR, 1]: the lower of the opening and the stock-phrase ramps."""
+    return [min(_ramp(o, OPENING_SHARE_OK, OPENING_SHARE_ZERO, DIVERSITY_FLOOR),
+                _ramp(s, STOCK_OK, STOCK_ZERO, DIVERSITY_FLOOR))
+            for o, s in formula_shares(asks, replies, opening_words)]
+
+
+def diversity_penalty(prompts, completions, opening_words: int = OPENING_WORDS, **columns) -> list[float]:
+    """TRL reward: minus what the batch-level diversity guard takes away, in [-0.8, 0] (0 = the reply is its own).
+
+    Give it the whole batch; it compares each reply with the replies to the *other* prompts.
+
+    >>> asks = ["Where is my parcel?", "How do I boil an egg?", "What is APR?", "Fix my wifi"]
+    >>> formula = ["I'm sorry for the misunderstanding. " + t for t in ["It ships today.", "Boil it 8 minutes.",
+    ...            "The yearly rate.", "Restart the router."]]
+    >>> diversity_penalty(asks, formula)
+    [-0.8, -0.8, -0.8, -0.8]
+    >>> diversity_penalty(asks, ["It ships today.", "Boil it 8 minutes.", "The yearly rate.", "Restart the router."])
+    [0.0, 0.0, 0.0, 0.0]
+    """
+    asks, replies = pair_texts(prompts, completions)
+    check_options(columns, len(replies), {"opening_words"}, "diversity_penalty")
+    n = int(_number("opening_words", opening_words, 1))
+    return [f - 1.0 for f in diversity_factors(asks, replies, n)]
+
+
+# --- context fit: the right politeness for the situation --------------------------------------------------------
+def misplaced(ask: str, reply: str) -> set[str]:
+    """Politeness strategies of ``reply`` that do not fit the user's message ``ask``: "condolence" without a
+    loss, "apology" without a reported problem or mistake. An empty ``ask`` (no context) judges nothing.
+
+    >>> sorted(misplaced("Why does ice float?", "I'm sorry for your loss. Ice is less dense than water."))
+    ['apology', 'condolence']
+    >>> misplaced("My parcel never arrived.", "I'm sorry about that. Let's track it.")
+    set()
+    """
+    if not ask.strip():
+        return set()
+    out = set()
+    if _CONDOLENCE.search(reply) and not _LOSS.search(ask):
+        out.add("condolence")
+    if _APOLOGY.search(reply) and not _TROUBLE.search(ask) and not _LOSS.search(ask):
+        out.add("apology")
+    return out
+
+
+def context_penalty(prompts, completions, **columns) -> list[float]:
+    """TRL reward: -1 for a condolence to a message about no loss, -0.5 for an apology to a message that reports
+    no problem, 0 otherwise.
+
+    >>> context_penalty(["What is APR?", "My dog died last night.", "The lamp arrived smashed."],
+    ...                 ["Sorry for your loss. APR is the yearly rate.", "I'm so sorry for your loss.",
+    ...                  "Sorry about that! Ask the seller for a refund."])
+    [-1.0, 0.0, 0.0]
+    >>> context_penalty(["What is APR?"], ["Sorry! APR is the yearly rate."])
+    [-0.5]
+    """
+    asks, replies = pair_texts(prompts, completions)
+    check_options(columns, len(replies), set(), "context_penalty")
+    out = []
+    for ask, reply in zip(asks, replies):
+        wrong = misplaced(ask, reply)
+        out.append(-1.0 if "condolence" in wrong else -0.5 if wrong else 0.0)
+    return out

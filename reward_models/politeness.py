@@ -15,7 +15,14 @@ How it works, in a few points:
    rather than the rude quarter of requests. 0.5 is even odds; a text with no strategy at all
    scores about 0.23 (unsoftened requests were mostly rated rude).
 5. ``politeness``, the TRL reward, multiplies that score by guards in [0, 1] (repetition, length,
-   relevance to the prompt, marker stuffing); see ``reward_models.guards``.
+   relevance to the prompt, marker stuffing, and across the batch: the same opening or stock phrase in
+   front of many prompts); see ``reward_models.guards``.
+6. With the guards on it also asks whether the politeness fits the situation (context fit): an apology
+   pays only where the user reports a problem or a mistake, a condolence where they report a loss (else
+   it costs: ``CONDOLENCE_FACTOR``), and the ritual strategies (gratitude, greeting, apology, praise,
+   goodwill ...) saturate: the strongest counts in full, each further one half the one before, so
+   "Hello! Thank you! Sorry! Have a great day!" is not four times as polite as "Thanks!". The fitted
+   ``score`` itself is left as fitted (its cross-validated figures stay true).
 """
 
 from __future__ import annotations
@@ -26,8 +33,9 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from reward_models.guards import (GUARD_OPTIONS, MAX_MARKER_SHARE, NGRAM, RELEVANCE_FLOOR, TARGET_WORDS, apply_guards,
-                                  check_options, overlap, pair_texts)
+from reward_models.guards import (CONDOLENCE_FACTOR, GUARD_OPTIONS, MAX_MARKER_SHARE, NGRAM, RELEVANCE_FLOOR,
+                                  TARGET_WORDS, apply_guards, check_options, diversity_factors, misplaced, overlap,
+                                  pair_texts)
 
 WEIGHTS_FILE = Path(__file__).with_name("politeness_weights.json")
 
@@ -131,6 +139,10 @@ STRATEGIES: dict[str, tuple[int, str, str]] = {
                               "bother me|don't bother|don't ask|asap"),
     "negation_start": (-1, "start", "no|nope|nah|wrong"),
 }
+
+# Ritual politeness: formulas that mean as much the second time as the first. With the guards on they saturate.
+RITUAL = ("gratitude", "apology", "greeting", "praise", "deference", "goodwill", "emoticon")
+SATURATION = 0.5  # each further ritual strategy counts this share of the one before
 
 # Signs read from punctuation and case rather than words.
 SURFACE = {"shouting": -1, "exclamation_run": -1, "question_run": -1, "emoticon": 1}
@@ -263,9 +275,11 @@ def load_weights(path: str | None = None) -> dict:
     return model
 
 
-def _probability(found: dict[str, str], model: dict) -> float:
+def _probability(found: dict[str, str], model: dict, saturate: bool = False) -> float:
     weights = model["weights"]
-    logit = model["bias"] + sum(weights.get(name, 0.0) for name in found)
+    ritual = sorted((weights.get(n, 0.0) for n in found if saturate and n in RITUAL), reverse=True)
+    logit = (model["bias"] + sum(weights.get(name, 0.0) for name in found if not (saturate and name in RITUAL))
+             + sum(w * SATURATION ** i for i, w in enumerate(ritual)))
     return 1.0 / (1.0 + math.exp(-logit))
 
 
@@ -300,14 +314,16 @@ def explain(text: str) -> dict:
 
 def politeness(prompts, completions, *, guards: bool = True, target_words: int | None = TARGET_WORDS,
                ngram: int = NGRAM, relevance_floor: float = RELEVANCE_FLOOR,
-               max_marker_share: float = MAX_MARKER_SHARE, **columns) -> list[float]:
+               max_marker_share: float = MAX_MARKER_SHARE, context_fit: bool = True, diversity: bool = True,
+               **columns) -> list[float]:
     """TRL reward: the politeness score of each reply times the guards against reward hacking.
 
     ``completions`` are strings or conversations (the last message is the reply); ``prompts`` likewise
     (the last user message is what the reply must stay relevant to). Options, e.g. bound with
     ``functools.partial(politeness, target_words=60)``: ``guards=False`` gives the bare score;
     ``target_words`` (None = no length guard), ``ngram``, ``relevance_floor`` and ``max_marker_share``
-    tune the guards (see ``reward_models.guards``). ``columns`` takes what TRL passes besides.
+    tune the guards (see ``reward_models.guards``); ``context_fit=False`` pays every strategy wherever it
+    appears, ``diversity=False`` drops the batch-level guard. ``columns`` takes what TRL passes besides.
 
     >>> prompt = [{"role": "user", "content": "How do I undo my last git commit?"}]
     >>> answers = ["Good question! You can undo the last commit with git reset --soft HEAD~1.",
@@ -316,18 +332,33 @@ def politeness(prompts, completions, *, guards: bool = True, target_words: int |
     >>> polite, rude, spam = politeness([prompt] * 3, [[{"role": "assistant", "content": a}] for a in answers])
     >>> polite > rude and polite > spam
     True
+    >>> fits, misplaced = politeness(["My parcel arrived smashed.", "What does APR mean?"],
+    ...     ["I'm sorry your parcel arrived smashed. Ask the seller for a refund.",
+    ...      "I'm sorry, APR means the yearly interest rate."])
+    >>> round(fits, 2), round(misplaced, 2)  # the apology pays only where something went wrong
+    (0.73, 0.22)
     """
     asks, replies = pair_texts(prompts, completions)
-    check_options(columns, len(replies), GUARD_OPTIONS, "politeness")
+    check_options(columns, len(replies), GUARD_OPTIONS | {"context_fit", "diversity"}, "politeness")
     model = load_weights()
-    scores, shares = [], []
-    for reply in replies:
-        found, share = _analyse(reply)
-        scores.append(_probability(found, model))
-        shares.append(share)
     if not guards:
-        return scores
+        return [_probability(_analyse(reply)[0], model) for reply in replies]
+    scores, shares, fit = [], [], []
+    for ask, reply in zip(asks, replies):
+        found, share = _analyse(reply)
+        wrong = misplaced(ask, reply) if context_fit else set()
+        if "apology" in wrong:
+            found.pop("apology", None)  # said to nobody's trouble: it does not pay
+        scores.append(_probability(found, model, saturate=context_fit))
+        shares.append(share)
+        fit.append(CONDOLENCE_FACTOR if "condolence" in wrong else 1.0)
     relevances = [overlap(ask, reply) for ask, reply in zip(asks, replies)]
-    return apply_guards(scores, replies, relevances, shares, target_words=target_words, ngram=ngram,
-                        relevance_floor=relevance_floor, max_marker_share=max_marker_share,
-                        log_metric=columns.get("log_metric"))
+    log_metric = columns.get("log_metric")
+    rewards = apply_guards(scores, replies, relevances, shares, target_words=target_words, ngram=ngram,
+                           relevance_floor=relevance_floor, max_marker_share=max_marker_share, log_metric=log_metric)
+    extra = {"context": fit, "diversity": diversity_factors(asks, replies) if diversity else [1.0] * len(replies)}
+    for name, values in extra.items():
+        rewards = [r * f for r, f in zip(rewards, values)]
+        if callable(log_metric) and values:
+            log_metric(f"politeness/guard_{name}", sum(values) / len(values))
+    return rewards

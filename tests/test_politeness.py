@@ -160,7 +160,8 @@ def test_trl_keywords_and_dataset_columns_are_accepted():
                          topic=["git", "git"], target_words=60)
     assert len(rewards) == 2
     assert set(logged) == {"politeness/guard_repetition", "politeness/guard_length",
-                           "politeness/guard_relevance", "politeness/guard_stuffing"}
+                           "politeness/guard_relevance", "politeness/guard_stuffing", "politeness/guard_diversity",
+                           "politeness/guard_context"}
 
 
 def test_a_mistyped_option_is_an_error_naming_the_valid_ones():
@@ -175,10 +176,26 @@ def test_guards_off_gives_the_bare_score():
 
 
 def test_bound_rewards_keep_a_readable_name():
+    """What TRL logs (rewards/<__name__>/mean) is the name a recipe imports the reward by, also with kwargs bound."""
+    import importlib
+    from types import SimpleNamespace
+
+    from rlft import rewards
+
     bound = functools.partial(politeness, target_words=60)
     assert bound([QUESTION], [ANSWER]) == politeness([QUESTION], [ANSWER], target_words=60)
-    for reward in (politeness, guards.repetition_penalty, guards.length_penalty, guards.relevance):
-        assert reward.__name__ in {"politeness", "repetition_penalty", "length_penalty", "relevance"}
+    shipped = [politeness, guards.repetition_penalty, guards.length_penalty, guards.relevance,
+               guards.diversity_penalty, guards.context_penalty]
+    for reward in shipped:
+        assert getattr(importlib.import_module(reward.__module__), reward.__name__) is reward
+    stage = {"rewards": [{"fn": f"{r.__module__}:{r.__name__}"} for r in shipped]}
+    stage["rewards"][0]["kwargs"] = {"target_words": 60}
+    built = rewards.build(stage, SimpleNamespace(recipe_dir=ROOT, outputs={}, dtype=None, callbacks=[]))
+    assert [b.__name__ for b in built] == [r.__name__ for r in shipped]
+    assert built[0]([QUESTION], [ANSWER]) == bound([QUESTION], [ANSWER])
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
 
 def test_standalone_guards():

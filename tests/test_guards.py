@@ -1,0 +1,138 @@
+"""The batch-level diversity guard and the context-fit guard, on hand-written replies: the right politeness beats
+the misplaced one, a formula loses to varied replies, a natural reply is not punished."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from reward_models import guards
+from reward_models.politeness import politeness, score
+
+# Six prompts, each answered twice (a GRPO group of 2): once by a formula, once naturally.
+PROMPTS = ["Where is my parcel? It was due on Monday.", "How do I boil an egg?", "What does APR mean?",
+           "My wifi keeps dropping.", "Can you suggest a name for my cat?", "How long should I rest between sets?"]
+NATURAL = ["Sorry your parcel is late! The tracking page should show where it is, and the seller can chase it.",
+           "You can boil the egg for about eight minutes, then cool it in cold water.",
+           "APR is the yearly interest rate on a loan or card, fees included. I hope that helps!",
+           "Sorry your wifi keeps dropping! It might help to restart the router and move it away from the microwave.",
+           "How about Miso, Pepper or Biscuit? A short name is easy for a cat to learn.",
+           "Good question! One to two minutes between sets works well for general fitness."]
+FORMULA = "I'm sorry for the misunderstanding. I'm here to help, and I'm happy to help you with "
+TOPIC = ["your parcel.", "the egg.", "APR.", "your wifi.", "your cat's name.", "your sets."]
+
+
+def test_a_formula_loses_to_varied_replies_to_the_same_prompt():
+    formula = [FORMULA + t for t in TOPIC]
+    asks = [p for p in PROMPTS for _ in range(2)]
+    replies = [r for pair in zip(formula, NATURAL) for r in pair]
+    rewards = politeness(asks, replies)
+    assert all(rewards[2 * i] < rewards[2 * i + 1] for i in range(len(PROMPTS)))
+    # without the batch guard the formula wins on some prompts: that is the hack the guard removes
+    bare = politeness(asks, replies, diversity=False)
+    assert any(bare[2 * i] > bare[2 * i + 1] for i in range(len(PROMPTS)))
+    assert guards.diversity_penalty(asks, replies)[::2] == [-0.8] * len(PROMPTS)
+
+
+def test_a_shared_stock_phrase_is_caught_even_behind_varied_openings():
+    stock = " Let me know if there is anything else I can do for you today, I am always happy to help."
+    replies = [n + stock for n in NATURAL]
+    assert all(p < -0.3 for p in guards.diversity_penalty(PROMPTS, replies))
+    assert guards.diversity_penalty(PROMPTS, NATURAL) == [0.0] * len(PROMPTS)
+
+
+def test_samples_of_one_prompt_are_not_compared_with_each_other():
+    # a GRPO group: 8 samples of one prompt, all opening alike, beside varied replies to other prompts
+    asks = [PROMPTS[0]] * 8 + PROMPTS[1:]
+    replies = ["Sorry it's late, your parcel tracking page shows where it is."] * 8 + NATURAL[1:]
+    assert guards.diversity_penalty(asks, replies) == [0.0] * len(asks)
+
+
+def test_natural_replies_and_small_batches_are_not_punished():
+    assert guards.diversity_factors(PROMPTS, NATURAL) == [1.0] * len(PROMPTS)
+    # two prompts are too few to call anything a formula
+    assert guards.diversity_penalty(PROMPTS[:2], [FORMULA + t for t in TOPIC[:2]]) == [0.0, 0.0]
+    # replies sharing a common short opening ("Sure, here") with a minority of the batch keep their reward
+    asks = PROMPTS * 2
+    replies = NATURAL + ["Sure, here is " + n.lower() for n in NATURAL[:1]] + NATURAL[1:]
+    assert min(guards.diversity_penalty(asks, replies)) == 0.0
+
+
+# (user message, reply that fits it, the same kind of reply misplaced)
+CONDOLENCE = [
+    ("My dog died last night and I can't focus at work. Any advice?",
+     "I'm so sorry for your loss. Be gentle with yourself and tell your manager you need a day."),
+    ("My grandmother passed away and I have to write a short eulogy.",
+     "I'm sorry for your loss. Start with one story that shows who she was, then say what she taught you."),
+]
+NEUTRAL = ["What is the difference between == and === in JavaScript?", "How do I cancel my gym membership?",
+           "Stop sending me marketing emails.", "Why does ice float on water?"]
+
+
+@pytest.mark.parametrize("loss, reply", CONDOLENCE)
+def test_a_condolence_pays_only_after_a_loss(loss, reply):
+    for neutral in NEUTRAL:
+        misplaced = "I'm sorry for your loss. " + reply.split(". ", 1)[1]
+        fits, wrong = politeness([loss, neutral], [reply, misplaced], diversity=False)
+        assert fits > wrong
+        assert guards.context_penalty([neutral], [misplaced]) == [-1.0]
+    assert guards.context_penalty([loss], [reply]) == [0.0]
+
+
+def test_a_misplaced_condolence_costs_more_than_no_politeness_at_all():
+    plain = "Ice floats because it is less dense than liquid water."
+    plain_r, condoling = politeness([NEUTRAL[3]] * 2, [plain, "I'm sorry for your loss. " + plain], diversity=False)
+    assert condoling < plain_r
+
+
+# (a message that reports a problem, a neutral question) and one answer body for both
+APOLOGY = [
+    ("My parcel was marked delivered but it never arrived.", "Where can I see when my parcel will arrive?",
+     "your parcel: check the tracking page, then ask the courier for the delivery photo."),
+    ("I got charged twice for my subscription this month!", "How do I pay for my subscription?",
+     "your subscription: the billing page of your account lists every charge and payment option."),
+    ("The recipe said 20 minutes but my chicken is still pink inside.", "How long should chicken cook?",
+     "chicken: cook it until the thickest part reaches 74 C; time alone is not a safe guide."),
+]
+
+
+@pytest.mark.parametrize("trouble, neutral, body", APOLOGY)
+def test_an_apology_pays_where_something_went_wrong_and_not_to_a_neutral_question(trouble, neutral, body):
+    plain = "Here is what to do about " + body
+    sorry = "Sorry! " + plain
+    to_trouble = politeness([trouble] * 2, [sorry, plain], diversity=False)
+    to_neutral = politeness([neutral] * 2, [sorry, plain], diversity=False)
+    assert to_trouble[0] > to_trouble[1]  # an apology to a complaint is polite
+    assert to_neutral[0] <= to_neutral[1] + 1e-9  # to a neutral question it buys nothing
+    assert to_trouble[0] > to_neutral[0]  # appropriate beats misplaced
+    assert guards.context_penalty([neutral, trouble], [sorry, sorry]) == [-0.5, 0.0]
+
+
+def test_ritual_politeness_saturates():
+    body = " You can reset your password from the login page."
+    ask = "How do I reset my password?"
+    single, stacked = "Thanks for asking!" + body, "Hello! Thanks for asking! Great question! Happy to help!" + body
+    on = politeness([ask] * 2, [single, stacked], diversity=False)
+    off = politeness([ask] * 2, [single, stacked], diversity=False, context_fit=False)
+    logit = lambda p: math.log(p / (1 - p))
+    assert logit(on[1]) - logit(on[0]) < 0.5 * (logit(off[1]) - logit(off[0]))
+    assert score([stacked]) == politeness([ask], [stacked], guards=False)  # the fitted score is left as fitted
+
+
+def test_a_natural_reply_is_not_punished_by_the_context_guard():
+    ask, reply = APOLOGY[0][0], "I'm sorry it never arrived. Ask the courier for the delivery photo of your parcel."
+    assert politeness([ask], [reply]) == pytest.approx(politeness([ask], [reply], context_fit=False))
+    assert guards.misplaced(ask, reply) == set()
+    assert guards.misplaced("", "I'm sorry for your loss.") == set()  # no context: nothing to judge
+
+
+def test_no_shipped_eval_or_training_prompt_is_about_a_loss():
+    # the flagship's must-show "no condolence to a prompt that mentions no loss" is checked against these
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "recipes" / "data"
+    for name in ("polite_eval_prompts.jsonl", "polite_prompts.jsonl"):
+        asks = [json.loads(line)["prompt"][-1]["content"] for line in (root / name).read_text().splitlines()]
+        assert asks and all(guards.misplaced(a, "I'm sorry for your loss.") >= {"condolence"} for a in asks)
