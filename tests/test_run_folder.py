@@ -19,19 +19,19 @@ from rlft.stages import load
 ROOT = Path(__file__).resolve().parent.parent
 # Every recipe shipped in recipes/ (recursively); adding one means adding it here, so none is skipped silently.
 SHIPPED_RECIPES = {"sft_only.yaml", "polite_assistant.yaml", "polite_dpo.yaml", "custom_reward.yaml",
-                   "remote_reward.yaml"}
+                   "remote_reward.yaml", "hacked_politeness.yaml"}
 
 
 def test_every_shipped_recipe_validates():
     found = sorted(ROOT.glob("recipes/**/*.yaml"))
     names = {p.name for p in found}
-    assert names <= SHIPPED_RECIPES, f"new recipe(s) {names - SHIPPED_RECIPES}: add them to SHIPPED_RECIPES"
+    assert names == SHIPPED_RECIPES, f"recipes/ holds {sorted(names)}; update SHIPPED_RECIPES"
     checked = 0
     for path in found:
         recipe = load(path)
         assert recipe["stages"], path
         checked += 1
-    assert checked == len(names) == len(SHIPPED_RECIPES) == 5
+    assert checked == len(names) == len(SHIPPED_RECIPES) == 6
 
 
 def recipe(tmp_path, model_dir, max_steps=2, extra_args="") -> Path:
