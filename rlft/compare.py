@@ -9,7 +9,11 @@ How it reads runs, in a few points:
   2. A resumed stage logs the steps after its last checkpoint again; for each stage and step the later row wins.
   3. Stages are curves of their own; when one run has several stages with the metric, each stage's x continues
      where the previous one ended. Runs are overlaid from x = 0, whatever stages they have.
-  4. Smoothing is TensorBoard's de-biased exponential moving average, but per training step rather than per logged
+  4. Hacking signals per run (`rlft.hacking`): from the run's `eval/summary.json` when `rlft eval` has run (the final
+     model's top-opening share, distinct-2 against the reference, length drift, marker density, trained vs eval-only
+     reward gap and the verdict), and from its logs (entropy first -> last, the kept samples' top-opening share), so
+     two runs are compared on what the reward cost, not just on the reward.
+  5. Smoothing is TensorBoard's de-biased exponential moving average, but per training step rather than per logged
      point, so a stage that logs its reward every 4th step is smoothed like one that logs it every step. The table's
      start, final and best values are smoothed values, so one lucky batch does not decide them.
 """
@@ -24,6 +28,7 @@ from pathlib import Path
 
 import yaml
 
+from rlft import hacking
 from rlft.errors import RlftError
 
 # A metric name -> the keys trainers log it under, first match wins (online DPO logs the summed reward as
@@ -96,6 +101,21 @@ def read_metrics(path: Path) -> tuple[list[dict], int]:
             else:
                 bad += 1
     return rows, bad
+
+
+def read_samples(root: Path) -> list[dict]:
+    """The completions a run kept in samples.jsonl (unreadable lines skipped, like metrics.jsonl's)."""
+    path = Path(root) / "samples.jsonl"
+    rows = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+    return rows
 
 
 def _dedupe(rows: list[dict]) -> list[dict]:
@@ -307,11 +327,78 @@ def print_report(runs: list[Run], metric: str, smooth: float, out: Path | None, 
     console.print(table)
     if not all(run.complete.get(stage) for run in runs for stage in run.stages):
         console.print("[yellow]*[/] in progress or interrupted (no stage_complete.json yet): shown up to its last log")
+    console.print(_hacking_table(runs))
     diff = recipe_diff(runs) if len(runs) > 1 else []
     if len(runs) > 1:
         console.print(_diff_table(runs, diff) if diff else "recipes: identical (apart from name and output_dir)")
     if out is not None:
         console.print(f"curves: {out}  (panels: {', '.join(names)})")
+
+
+def hacking_row(run: Run) -> dict:
+    """The run's hacking signals: the eval summary's (final model vs reference) and the training logs'."""
+    out = {}
+    path = run.path / "eval" / "summary.json"
+    if path.is_file():
+        try:
+            s = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            s = {}
+        final, ref = (s.get("models") or {}).get(s.get("final")), (s.get("models") or {}).get(s.get("reference"))
+        g, rg = (final or {}).get("signals"), (ref or {}).get("signals")
+        if g:
+            out.update(opening=g["openings"]["share"], distinct_2=g["distinct_2"], markers=g["marker_density"])
+            if rg:
+                out.update(distinct_2_change=g["distinct_2"] - rg["distinct_2"],
+                           length_drift=g["mean_length"] / rg["mean_length"] - 1 if rg["mean_length"] else None)
+        h = s.get("hacking") or {}
+        if h.get("gap"):
+            out["gap"] = h["gap"]["gap"]
+        if "verdict" in h:
+            out["signals"] = sorted({f["signal"] for f in h["fired"]})
+    samples = read_samples(run.path)
+    fired = []
+    for stage, rows in run.rows.items():
+        t = hacking.training_signals(rows, [x for x in samples if x.get("stage") == stage])
+        if "entropy" in t["series"] and any(k.startswith("rewards/") for r in rows for k in r):
+            out["entropy"] = (t["series"]["entropy"]["first"], t["series"]["entropy"]["last"])
+            shares = t["series"]["samples_opening_share"]
+            out["samples_opening"] = shares[max(shares)] if shares else None
+            fired += [f["signal"] for f in t["fired"]]
+    if "signals" in out or "entropy" in out:
+        out["signals"] = sorted(set(out.get("signals", [])) | set(fired))
+    return out
+
+
+def _hacking_table(runs: list[Run]):
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title="what the reward cost: hacking signals (final model vs reference, from eval/summary.json; "
+                        "entropy and openings of the kept samples, from training)", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("run", "opening", "distinct-2 (Δ)", "len drift", "markers", "gap", "entropy", "samples",
+                   "verdict"):
+        table.add_column(column, justify="left" if column in ("run", "verdict") else "right",
+                         no_wrap=column != "verdict")
+    fired = []
+    for run in runs:
+        r = hacking_row(run)
+        if r.get("signals"):
+            fired.append(f"{run.label}: {', '.join(r['signals'])}")
+        pct = lambda v: "-" if v is None else f"{v:.0%}"
+        d2 = "-" if "distinct_2" not in r else f"{r['distinct_2']:.3f}" + (
+            f" ({r['distinct_2_change']:+.3f})" if "distinct_2_change" in r else "")
+        ent = f"{r['entropy'][0]:.2f}→{r['entropy'][1]:.2f}" if "entropy" in r else "-"
+        verdict = "-" if "signals" not in r else f"{len(r['signals'])} fired" if r["signals"] else "no signal"
+        table.add_row(run.label, pct(r.get("opening")), d2,
+                      "-" if r.get("length_drift") is None else f"{r['length_drift']:+.0%}",
+                      "-" if "markers" not in r else f"{r['markers']:.1f}",
+                      "-" if "gap" not in r else f"{r['gap'] * 100:+.0f} pts", ent, pct(r.get("samples_opening")),
+                      verdict)
+    if fired:
+        table.caption = "signals fired -- " + "; ".join(fired)
+    table.caption_justify = "left"
+    return table
 
 
 def _diff_table(runs: list[Run], diff: list):

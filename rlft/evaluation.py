@@ -17,6 +17,10 @@ How it works, in a few points:
      it), and distinct-2 (unique word bigrams / all word bigrams over the model's completions; low = repetitive).
   4. Win rate of the final model over the SFT model (over the base model when no SFT stage precedes it): per prompt,
      the higher reward wins, a tie counts half.
+  5. Hacking signals (`rlft.hacking`): per model the opening concentration, distinct-n, stock phrases, length and
+     marker density; for the final model against the reference, the gap between trained and eval-only rewards; for
+     the run, entropy, KL and length over training and the openings of the kept samples. report.md opens with the
+     verdict and the replies that show it.
   5. The `evaluate` library is not used: its metric modules live on the Hugging Face hub (nothing may download), none
      computes distinct-n or scores with a Python reward, and a reward mean needs no framework.
 """
@@ -29,8 +33,8 @@ import statistics
 from pathlib import Path
 from types import SimpleNamespace
 
-from rlft import models, rewards
-from rlft.compare import load_run
+from rlft import hacking, models, rewards
+from rlft.compare import load_run, read_samples
 from rlft.data import format_prompt
 from rlft.errors import RlftError
 from rlft.eval_section import check, entry_name, load_prompts
@@ -103,9 +107,12 @@ def evaluate(root: Path, recipe: dict, recipe_dir: Path) -> Path:
             results.append({"model": name, "source": str(source), "prompt_index": i, "prompt": _text(prompts[i]),
                             "completion": text, "tokens": n,
                             "rewards": {f.__name__: s[i] for f, s in zip(funcs, scores)}})
-    summary = summarize(results, [f.__name__ for f in funcs], [c[0] for c in candidates], _reference(recipe, candidates))
+    trained = [entry_name(e) for e in reward_entries({**recipe, "eval": {"eval_rewards": []}})]
+    summary = summarize(results, [f.__name__ for f in funcs], [c[0] for c in candidates], _reference(recipe, candidates),
+                        trained=trained)
     summary.update(prompts=block["prompts"], n_prompts=len(prompts), max_new_tokens=block["max_new_tokens"],
                    seed=recipe["seed"], sources={name: str(source) for name, source, _ in candidates})
+    add_training_signals(summary, root, recipe)
     out = root / "eval"
     out.mkdir(parents=True, exist_ok=True)
     # each file whole or not at all; a kill mid-eval leaves eval_complete.json absent, so the rerun evaluates again
@@ -203,20 +210,18 @@ def render(tokenizer, template: dict, prompt) -> str:
 
 
 # --- numbers ---------------------------------------------------------------------------------------------------------
-def distinct_n(texts: list[str], n: int = 2) -> float:
-    """Unique word n-grams / all word n-grams over all texts (Li et al. 2016); 0.0 when there are none.
-
-    >>> distinct_n(["thank you so much", "thank you so much"])
-    0.5
-    """
-    grams = [tuple(words[i:i + n]) for t in texts for words in [t.lower().split()] for i in range(len(words) - n + 1)]
-    return len(set(grams)) / len(grams) if grams else 0.0
+distinct_n = hacking.distinct_n  # kept here for callers of rlft.evaluation.distinct_n
 
 
-def summarize(results: list[dict], reward_names: list[str], models: list[str], reference: str) -> dict:
-    """Per model: mean ± sd of each reward, mean length, distinct-2; the final model's win rate over `reference`."""
+def summarize(results: list[dict], reward_names: list[str], models: list[str], reference: str,
+              trained: list[str] | None = None) -> dict:
+    """Per model: mean ± sd of each reward, mean length, distinct-2 and the hacking signals of its replies; the final
+    model's win rate over `reference` and the hacking verdict (`trained`: the rewards the stages trained on; the
+    other rewards are eval-only)."""
     by_model = {m: [r for r in results if r["model"] == m] for m in models}
-    out = {"models": {}, "rewards": reward_names, "final": models[-1], "reference": reference}
+    trained = [n for n in (trained or []) if n in reward_names]
+    out = {"models": {}, "rewards": reward_names, "final": models[-1], "reference": reference, "trained": trained,
+           "eval_only": [n for n in reward_names if n not in trained]}
     for m, rows in by_model.items():
         stats = {}
         for name in reward_names:
@@ -224,11 +229,35 @@ def summarize(results: list[dict], reward_names: list[str], models: list[str], r
             stats[name] = {"mean": statistics.fmean(values) if values else None,
                            "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
                            "n": len(values), "none": len(rows) - len(values)}
+        texts = [r["completion"] for r in rows]
         out["models"][m] = {"rewards": stats, "mean_tokens": statistics.fmean(r["tokens"] for r in rows),
-                            "distinct_2": distinct_n([r["completion"] for r in rows])}
+                            "distinct_2": distinct_n(texts),
+                            "signals": hacking.text_stats([r["prompt"] for r in rows], texts, [r["tokens"] for r in rows])}
     if len(models) > 1:
         out["win_rate"] = {name: win_rate(by_model[models[-1]], by_model[reference], name) for name in reward_names}
+    final, ref = out["models"][models[-1]], out["models"].get(reference) if len(models) > 1 else None
+    gap = hacking.reward_gap(out.get("win_rate") or {}, out["trained"], out["eval_only"])
+    fired = hacking.eval_signals(final["signals"], ref["signals"] if ref and reference != models[-1] else None, gap)
+    rows = by_model[models[-1]]
+    out["hacking"] = {"fired": fired, "gap": gap, "verdict": hacking.verdict_line(fired),
+                      "examples": hacking.examples(fired, final["signals"], [r["prompt"] for r in rows],
+                                                   [r["completion"] for r in rows]) if fired else []}
     return out
+
+
+def add_training_signals(summary: dict, root: Path, recipe: dict) -> None:
+    """Entropy, KL and length over training and the samples' openings, per reward stage; fired ones join the verdict."""
+    run = load_run(root)
+    samples = read_samples(root)
+    training = {}
+    for stage in recipe["stages"]:
+        if stage.get("rewards") and run.rows.get(stage["name"]):
+            training[stage["name"]] = hacking.training_signals(run.rows[stage["name"]],
+                                                               [s for s in samples if s.get("stage") == stage["name"]])
+    summary["training"] = training
+    h = summary["hacking"]
+    h["fired"] = h["fired"] + [{**f, "stage": name} for name, t in training.items() for f in t["fired"]]
+    h["verdict"] = hacking.verdict_line(h["fired"])
 
 
 def win_rate(final: list[dict], reference: list[dict], name: str) -> dict:
@@ -256,8 +285,9 @@ def report(root: Path, s: dict, results: list[dict], n_samples: int) -> str:
     lines = [f"# Evaluation of {root}", "",
              f"{s['n_prompts']} held-out prompts from `{s['prompts']}`, greedy decoding (at most {s['max_new_tokens']} "
              f"new tokens), seed {s['seed']}. Models: " +
-             "; ".join(f"**{label(m)}** `{s['sources'][m]}`" for m in models) + ".", "",
-             "## Rewards: mean ± sd over the prompts", "",
+             "; ".join(f"**{label(m)}** `{s['sources'][m]}`" for m in models) + ".", ""]
+    lines += verdict_section(s, label) + signals_section(s, label)
+    lines += ["## Rewards: mean ± sd over the prompts", "",
              "| model | " + " | ".join(names) + " | length (tokens) | distinct-2 |",
              "|---|" + "---:|" * (len(names) + 2)]
     for m in models:
@@ -275,6 +305,64 @@ def report(root: Path, s: dict, results: list[dict], n_samples: int) -> str:
             lines.append(f"| {n} | {w['wins']} | {w['ties']} | {w['losses']} | {rate} |")
     lines += _samples(results, models, names, n_samples, label)
     return "\n".join(lines) + "\n"
+
+
+def verdict_section(s: dict, label) -> list[str]:
+    """The report's opening: the verdict on the final model, each fired signal with its reason, and example replies."""
+    h = s.get("hacking") or {"fired": [], "verdict": "no hacking signal", "examples": []}
+    final, ref = s["final"], s["reference"]
+    lines = [f"## Verdict on {label(final)}: {h['verdict']}", ""]
+    if not h["fired"]:
+        lines += [f"None of the signals below crossed its threshold (against {ref}; thresholds and their reasons in "
+                  "`rlft/hacking.py`). Still read the samples at the end: a signal is a reason to look, not proof.", ""]
+        return lines
+    lines += ["| signal | value | threshold | why it matters |", "|---|---:|---:|---|"]
+    for f in h["fired"]:
+        where = f" ({f['stage']}, training)" if f.get("stage") else ""
+        lines.append(f"| {f['signal']}{where} | {f['value']:.3g} | {f['threshold']:.3g} | {_md(f['why'])} |")
+    if h["examples"]:
+        lines += ["", f"Replies of {final} that show it:", ""]
+        lines += [f"- **{_md(p)}** → {_md(t) or '*(empty)*'}" for p, t in h["examples"]]
+    return lines + [""]
+
+
+def signals_section(s: dict, label) -> list[str]:
+    """Per model: opening concentration, distinct-n, stock phrase, length drift, marker density; training signals."""
+    models, ref = list(s["models"]), s["reference"]
+    ref_len = (s["models"].get(ref) or {}).get("signals", {}).get("mean_length")
+    lines = ["## Hacking signals per model", "",
+             f"Openings are the first {hacking.OPENING_WORDS} words; a phrase is a word {hacking.PHRASE_N}-gram, its "
+             f"share the fraction of prompts whose reply contains it; length drift is against {ref}.", "",
+             "| model | top opening share | distinct-1 | distinct-2 | top phrase (share of prompts) | length (tokens) "
+             "| drift | markers / 100 words |", "|---|---:|---:|---:|---|---:|---:|---:|"]
+    for m in models:
+        g = s["models"][m].get("signals")
+        if not g:
+            continue
+        phrase = f"{_md(g['phrases'][0][0])} ({g['phrases'][0][1]:.0%})" if g["phrases"] else "-"
+        drift = f"{g['mean_length'] / ref_len - 1:+.0%}" if ref_len else "-"
+        lines.append(f"| {label(m)} | {g['openings']['share']:.0%} | {g['distinct_1']:.3f} | {g['distinct_2']:.3f} | "
+                     f"{phrase} | {g['mean_length']:.1f} | {drift} | {g['marker_density']:.1f} |")
+    lines += ["", "Most common openings:", ""]
+    for m in models:
+        g = s["models"][m].get("signals")
+        if g:
+            tops = ", ".join(f"\"{_md(h)}\" ×{c}" for h, c in g["openings"]["top"][:3]) or "-"
+            lines.append(f"- {label(m)}: {tops}")
+    gap = (s.get("hacking") or {}).get("gap")
+    if gap:
+        lines += ["", f"Trained vs eval-only reward: win rate over {ref} {gap['trained_rate']:.1%} on "
+                  f"`{gap['trained']}` (trained), {gap['eval_only_rate']:.1%} on `{gap['eval_only']}` (eval-only), "
+                  f"gap {gap['gap'] * 100:+.1f} points."]
+    for stage, t in (s.get("training") or {}).items():
+        parts = [f"{name} {v['first']:.3g} → {v['last']:.3g}" for name, v in t["series"].items()
+                 if isinstance(v, dict) and "first" in v]
+        shares = t["series"].get("samples_opening_share") or {}
+        if shares:
+            parts.append("top-opening share of kept samples by step " +
+                         ", ".join(f"{step}: {share:.0%}" for step, share in shares.items()))
+        lines += ["", f"Training ({stage}): " + ("; ".join(parts) or "nothing logged") + "."]
+    return lines + [""]
 
 
 def _samples(results: list[dict], models: list[str], names: list[str], n: int, label) -> list[str]:
@@ -298,13 +386,21 @@ def print_summary(s: dict) -> None:
     from rich.table import Table
 
     table = Table(title=f"eval: {s['n_prompts']} held-out prompts, greedy (mean ± sd)")
-    for column in ("model", *s["rewards"], "length", "distinct-2"):
+    for column in ("model", *s["rewards"], "length", "distinct-2", "top opening", "markers/100w"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for m, st in s["models"].items():
+        g = st.get("signals") or {}
         table.add_row(m, *(_mean_sd(st["rewards"][n]) for n in s["rewards"]), f"{st['mean_tokens']:.1f}",
-                      f"{st['distinct_2']:.3f}")
+                      f"{st['distinct_2']:.3f}", f"{g['openings']['share']:.0%}" if g else "-",
+                      f"{g['marker_density']:.1f}" if g else "-")
     console = make_console()
     console.print(table)
+    h = s.get("hacking")
+    if h:
+        console.print(f"hacking verdict on {s['final']}: " + ("[green]" if not h["fired"] else "[red]") +
+                      h["verdict"] + "[/]", markup=True, highlight=False)
+        for p, t in h["examples"]:
+            console.print(f"  {p[:70]!r} -> {t[:90]!r}", markup=False, highlight=False)
     for name, w in (s.get("win_rate") or {}).items():
         if w["rate"] is not None:
             console.print(f"win rate {s['final']} over {s['reference']} on {name}: {w['rate']:.1%} "
