@@ -63,16 +63,17 @@ _LOSS = re.compile(r"\b(passed away|passed on|funeral|bereave\w*|grie(f|ving|ve)
                    r"death of|death in the family|lost (my|our|a) " + _KIN + r"|" + _KIN + r" (has |had |just )?"
                    r"(died|passed))\b", re.IGNORECASE)
 # What a user says when something went wrong: a fault, a loss of money or time, a mishap, a feeling about it.
-_TROUBLE = re.compile(r"\b(problems?|issues?|trouble|broke|broken|won'?t|can'?t|cannot|couldn'?t|doesn'?t|didn'?t|isn'?t|"
-                      r"not working|stopped|errors?|bugs?|crash\w*|fail\w*|wrong|mistakes?|accident\w*|late|delay\w*|"
+_TROUBLE = re.compile(r"\b(problems?|issues?|trouble|broke|broken|won'?t|can'?t|cannot|couldn'?t|doesn'?t|"
+                      r"didn'?t|isn'?t|not working|stopped|errors?|bugs?|crash\w*|fail\w*|wrong|mistakes?|accident\w*|"
+                      r"late|delay\w*|"
                       r"missing|lost|stolen|damaged|smashed|crushed|ruin\w*|refund|charg\w*|fees?|scam\w*|cheat\w*|"
                       r"robb\w*|double|cancel\w*|locked|stuck|rejected|turned down|denied|dropped|hurts?|pain|sick|"
                       r"unwell|fever|injur\w*|pulled|dying|died|dead|annoy\w*|frustrat\w*|angry|upset|disappoint\w*|"
                       r"fed up|tired of|exhaust\w*|stress\w*|worried|scared|panick?\w*|embarrass\w*|mortified|"
                       r"humiliat\w*|unfair|ridiculous|terrible|awful|horrible|worst|useless|ugh|confus\w*|"
-                      r"disaster|mess|messed|still|again|keeps? \w+ing|nobody|no one|never|blank\w*|wasted?|dies|drains?|"
-                      r"shredd\w*|destroy\w*|invalid|missed|wearing me down|no clue|don'?t understand|crying|"
-                      r"sobbing|higher|expensive)\b",
+                      r"disaster|mess|messed|still|again|keeps? \w+ing|nobody|no one|never|blank\w*|wasted?|"
+                      r"dies|drains?|shredd\w*|destroy\w*|invalid|missed|wearing me down|no clue|don'?t understand|"
+                      r"crying|sobbing|higher|expensive)\b",
                       re.IGNORECASE)
 
 # Keywords TRL passes to every reward besides the dataset columns: rlft's one list of them.
@@ -281,7 +282,8 @@ def _ramp(share: float, ok: float, zero: float, floor: float) -> float:
     return max(floor, 1.0 - (1.0 - floor) * (share - ok) / (zero - ok)) if share > ok else 1.0
 
 
-def formula_shares(asks: list[str], replies: list[str], opening_words: int = OPENING_WORDS) -> list[tuple[float, float]]:
+def formula_shares(asks: list[str], replies: list[str],
+                   opening_words: int = OPENING_WORDS) -> list[tuple[float, float]]:
     """Per reply: (share of the other prompts' replies with the same opening, share of its 4-grams that are stock).
 
     A 4-gram is stock when the replies to more than ``PHRASE_PROMPTS`` of the other prompts contain it. Replies to

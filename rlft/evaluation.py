@@ -108,8 +108,8 @@ def evaluate(root: Path, recipe: dict, recipe_dir: Path) -> Path:
                             "completion": text, "tokens": n,
                             "rewards": {f.__name__: s[i] for f, s in zip(funcs, scores)}})
     trained = [entry_name(e) for e in reward_entries({**recipe, "eval": {"eval_rewards": []}})]
-    summary = summarize(results, [f.__name__ for f in funcs], [c[0] for c in candidates], _reference(recipe, candidates),
-                        trained=trained)
+    summary = summarize(results, [f.__name__ for f in funcs], [c[0] for c in candidates],
+                        _reference(recipe, candidates), trained=trained)
     summary.update(prompts=block["prompts"], n_prompts=len(prompts), max_new_tokens=block["max_new_tokens"],
                    seed=recipe["seed"], sources={name: str(source) for name, source, _ in candidates})
     add_training_signals(summary, root, recipe)
@@ -230,9 +230,9 @@ def summarize(results: list[dict], reward_names: list[str], models: list[str], r
                            "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
                            "n": len(values), "none": len(rows) - len(values)}
         texts = [r["completion"] for r in rows]
+        signals = hacking.text_stats([r["prompt"] for r in rows], texts, [r["tokens"] for r in rows])
         out["models"][m] = {"rewards": stats, "mean_tokens": statistics.fmean(r["tokens"] for r in rows),
-                            "distinct_2": distinct_n(texts),
-                            "signals": hacking.text_stats([r["prompt"] for r in rows], texts, [r["tokens"] for r in rows])}
+                            "distinct_2": distinct_n(texts), "signals": signals}
     if len(models) > 1:
         out["win_rate"] = {name: win_rate(by_model[models[-1]], by_model[reference], name) for name in reward_names}
     final, ref = out["models"][models[-1]], out["models"].get(reference) if len(models) > 1 else None

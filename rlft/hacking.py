@@ -131,11 +131,19 @@ def text_stats(prompts: list[str], texts: list[str], tokens: list[int] | None = 
 def reward_gap(win_rates: dict, trained: list[str], eval_only: list[str]) -> dict | None:
     """The largest (trained win rate - eval-only win rate) over the reward pairs, with the pair; None without both.
 
+    An eval-only reward that ties on more than half of the prompts (a penalty that is 0 for most replies) cannot
+    tell the models apart and is left out.
+
     >>> reward_gap({"politeness": {"rate": 0.8}, "neural": {"rate": 0.45}}, ["politeness"], ["neural"])["gap"]
     0.35000000000000003
     """
+    def usable(name: str) -> bool:
+        w = win_rates.get(name) or {}
+        compared = w.get("wins", 0) + w.get("ties", 0) + w.get("losses", 0)
+        return w.get("rate") is not None and not (compared and w.get("ties", 0) > compared / 2)
+
     pairs = [(win_rates[t]["rate"] - win_rates[e]["rate"], t, e) for t in trained for e in eval_only
-             if (win_rates.get(t) or {}).get("rate") is not None and (win_rates.get(e) or {}).get("rate") is not None]
+             if usable(t) and usable(e)]
     if not pairs:
         return None
     gap, t, e = max(pairs)
@@ -191,11 +199,13 @@ def training_signals(rows: list[dict], samples: list[dict]) -> dict:
     if series.get("kl") and series["kl"]["last"] > THRESHOLDS["kl_max"][0]:
         fire("kl_max", series["kl"]["last"])
     length = series.get("length")
-    if length and length["first"] > 0 and abs(length["last"] / length["first"] - 1) > THRESHOLDS["train_length_drift"][0]:
-        fire("train_length_drift", abs(length["last"] / length["first"] - 1))
+    drift = abs(length["last"] / length["first"] - 1) if length and length["first"] > 0 else 0.0
+    if drift > THRESHOLDS["train_length_drift"][0]:
+        fire("train_length_drift", drift)
     shares = series["samples_opening_share"]
-    if len(shares) > 1 and len(by_step[max(shares)]) > 1 and shares[max(shares)] >= THRESHOLDS["samples_opening_share"][0]:
-        fire("samples_opening_share", shares[max(shares)])
+    last = max(shares, default=None)
+    if len(shares) > 1 and len(by_step[last]) > 1 and shares[last] >= THRESHOLDS["samples_opening_share"][0]:
+        fire("samples_opening_share", shares[last])
     return {"series": series, "fired": fired}
 
 

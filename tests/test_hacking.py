@@ -55,7 +55,8 @@ def test_each_eval_signal_alone():
     # the gap fires only when the eval-only reward is not above even
     gap = hacking.reward_gap({"p": {"rate": 0.8}, "n": {"rate": 0.5}}, ["p"], ["n"])
     assert "reward_gap" in fires(natural, gap)
-    assert "reward_gap" not in fires(natural, hacking.reward_gap({"p": {"rate": 0.8}, "n": {"rate": 0.62}}, ["p"], ["n"]))
+    below = hacking.reward_gap({"p": {"rate": 0.8}, "n": {"rate": 0.62}}, ["p"], ["n"])
+    assert "reward_gap" not in fires(natural, below)
     assert hacking.reward_gap({"p": {"rate": 0.8}}, ["p"], []) is None
 
 
@@ -107,7 +108,8 @@ def test_the_report_opens_with_the_verdict_and_the_replies_that_show_it(tmp_path
     assert "reward_gap" in head and HACKED[0][:40] in head
     assert "| ppo (final) | 100% |" in head  # the signals table
 
-    quiet = [r for r in results if r["model"] != "ppo"] + [{**r, "model": "ppo"} for r in results if r["model"] == "sft"]
+    quiet = ([r for r in results if r["model"] != "ppo"]
+             + [{**r, "model": "ppo"} for r in results if r["model"] == "sft"])
     s2 = evaluation.summarize(quiet, ["politeness", "neural"], ["base", "sft", "ppo"], "sft", trained=["politeness"])
     assert s2["hacking"]["verdict"] == "no hacking signal" and s2["hacking"]["examples"] == []
 
@@ -128,3 +130,9 @@ def test_compare_shows_the_signals_per_run(tmp_path, capsys):
     assert fine == {"entropy": (1.9, 1.8), "samples_opening": None, "signals": []}
     out = capsys.readouterr().out
     assert "what the reward cost" in out and "no signal" in out and "opening_share" in out
+
+
+def test_an_eval_only_penalty_that_mostly_ties_is_not_a_goodhart_signal():
+    rates = {"p": {"rate": 0.8, "wins": 16, "ties": 0, "losses": 4},
+             "context_penalty": {"rate": 0.5, "wins": 1, "ties": 18, "losses": 1}}
+    assert hacking.reward_gap(rates, ["p"], ["context_penalty"]) is None
