@@ -260,9 +260,10 @@ def plot(runs: list[Run], metric: str, smooth: float, x: str, out: Path) -> list
     fig, axes = plt.subplots(nrows, cols, figsize=(7.5 * cols, 4.2 * nrows), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     drawn = 0
+    tags = {id(run): _verdict_tag(run) for run in runs}
     for ax, name in zip(axes.flat, names):
         for i, run in enumerate(runs):
-            drawn += _plot_run(ax, run, name, smooth, x, colors[i % len(colors)])
+            drawn += _plot_run(ax, run, name, smooth, x, colors[i % len(colors)], tags[id(run)])
         ax.set_title(name if name == metric else name.split("/")[1], fontsize=11)
         ax.set_xlabel("samples seen" if x == "samples" else "step")
         ax.grid(alpha=0.3)
@@ -284,14 +285,22 @@ def plot(runs: list[Run], metric: str, smooth: float, x: str, out: Path) -> list
     return names
 
 
-def _plot_run(ax, run: Run, metric: str, smooth: float, x: str, color: str) -> int:
+def _verdict_tag(run: Run) -> str:
+    """" [hacking: opening_share, ...]" or " [no hacking signal]" for the legend; "" when nothing was measured."""
+    signals = hacking_row(run).get("signals")
+    if signals is None:
+        return ""
+    return f" [hacking: {', '.join(signals)}]" if signals else " [no hacking signal]"
+
+
+def _plot_run(ax, run: Run, metric: str, smooth: float, x: str, color: str, tag: str = "") -> int:
     with_metric = [s for s in run.stages if metric_key(run.rows.get(s, []), metric)]
     offset, styles = 0.0, ("-", "--", ":", "-.")
     for j, stage in enumerate(with_metric):
         key = metric_key(run.rows[stage], metric)
         xs, ys = series(run.rows[stage], key, x)
         xs, line = [v + offset for v in xs], smoothed(run.rows[stage], key, smooth)
-        label = run.label + (f" / {stage}" if len(with_metric) > 1 else "")
+        label = run.label + (f" / {stage}" if len(with_metric) > 1 else "") + tag
         label += "" if run.complete.get(stage) else " (in progress)"
         ax.plot(xs, ys, color=color, alpha=0.25, linewidth=1)
         ax.plot(xs, line, color=color, linewidth=2.2, linestyle=styles[j % len(styles)], label=label)

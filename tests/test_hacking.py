@@ -136,3 +136,23 @@ def test_an_eval_only_penalty_that_mostly_ties_is_not_a_goodhart_signal():
     rates = {"p": {"rate": 0.8, "wins": 16, "ties": 0, "losses": 4},
              "context_penalty": {"rate": 0.5, "wins": 1, "ties": 18, "losses": 1}}
     assert hacking.reward_gap(rates, ["p"], ["context_penalty"]) is None
+
+
+def test_the_compare_png_legend_carries_each_runs_verdict(tmp_path):
+    s, _ = hacked_summary()
+    root = tmp_path / "hacked"
+    (root / "eval").mkdir(parents=True)
+    (root / "metrics.jsonl").write_text("".join(json.dumps({"stage": "ppo", "reward": 0.1 * i, **r}) + "\n"
+                                                for i, r in enumerate(rows([1.9, 1.8], [0.0, 0.1], [30, 30]))))
+    (root / "eval" / "summary.json").write_text(json.dumps(s))
+    run = compare.load_run(root)
+    assert compare._verdict_tag(run).startswith(" [hacking: distinct_2_drop")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    compare._plot_run(ax, run, "reward", 0.5, "step", "C0", compare._verdict_tag(run))
+    assert "opening_share" in ax.get_lines()[1].get_label()
+    plt.close(fig)
