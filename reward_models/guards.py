@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 
 from rlft.rewards.contract import TRL_REWARD_KWARGS
+from rlft.text import distinct_ngrams, message_text
 
 TARGET_WORDS = 120  # length_penalty: replies up to this many words are not penalised
 NGRAM = 2  # repetition: word n-grams counted; bigrams catch "please please please" and looped sentences
@@ -96,16 +97,9 @@ def text_of(item) -> str:
     >>> text_of([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}])
     'Hello!'
     """
-    if isinstance(item, str):
-        return item
-    if isinstance(item, dict):
-        item = [item]
-    if isinstance(item, (list, tuple)) and item and all(isinstance(m, dict) for m in item):
-        content = item[-1].get("content", "")
-        if isinstance(content, list):  # multimodal: [{"type": "text", "text": ...}, {"type": "image"}, ...]
-            content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
-        if isinstance(content, str):
-            return content
+    text = message_text(item)
+    if text is not None:
+        return text
     raise TypeError("expected a string or a list of {'role': ..., 'content': ...} messages, "
                     f"got {type(item).__name__}: {item!r:.80}")
 
@@ -144,8 +138,8 @@ def distinct_ratio(tokens: list[str], n: int = NGRAM) -> float:
     >>> distinct_ratio("please please please please".split())
     0.3333333333333333
     """
-    grams = [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
-    return len(set(grams)) / len(grams) if len(grams) > 1 else 1.0
+    ratio = distinct_ngrams([tokens], n)
+    return 1.0 if ratio is None else ratio  # one n-gram is distinct anyway: 1.0, as with none
 
 
 def repetition_factor(text: str, ngram: int = NGRAM) -> float:

@@ -6,13 +6,12 @@ User mistakes (`RlftError`) print one clear message and exit 2, without a traceb
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from rlft import command_line
 from rlft.command_line import existing_file, folder, number, size
-from rlft.data import format_prompt
 from rlft.errors import RlftError, user_errors
+from rlft.runfolder import RunFolder, stage_info
 
 
 def parser() -> argparse.ArgumentParser:
@@ -170,7 +169,7 @@ def stage_folder(path: str) -> Path:
     folder = Path(path)
     if (folder / "adapter_config.json").is_file() or (folder / "config.json").is_file():
         return folder
-    done = sorted(p.parent for p in folder.glob("stages/*/stage_complete.json"))
+    done = list(RunFolder(folder, is_main=False).finished_stages().values())
     if not folder.is_dir():
         raise RlftError(f"{path}: no such folder; give a run folder (runs/NAME) or one of its stages/NN_name folders")
     if not done:
@@ -180,22 +179,16 @@ def stage_folder(path: str) -> Path:
 
 
 def chat(folder: Path, prompt: str | None, max_new_tokens: int, temperature: float) -> None:
-    import torch
+    from rlft.generation import generate  # imports torch when called: deferred with the models, as above
+    from rlft.models import load_for_inference
 
-    from rlft.models import load_for_inference  # imports torch: deferred, as above
-
-    info_path = folder / "rlft_stage.json"
-    template = json.loads(info_path.read_text()).get("template", {}) if info_path.is_file() else {}
+    template = stage_info(folder).get("template", {})
     model, tokenizer = load_for_inference(folder)
+    sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
 
     def answer(text: str) -> str:
-        rendered = format_prompt(tokenizer, template, text)
-        inputs = tokenizer(rendered, return_tensors="pt", add_special_tokens=False).to(model.device)
-        sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
-        with torch.no_grad():
-            out = model.generate(**inputs, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                                 **sampling)
-        return tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+        return generate(model, tokenizer, [text], max_new_tokens=max_new_tokens, template=template,
+                        **sampling)[0][0].text.strip()
 
     if prompt is not None:
         print(answer(prompt))

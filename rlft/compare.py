@@ -26,10 +26,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from rlft import hacking
 from rlft.errors import RlftError
+from rlft.runfolder import RunFolder
 
 # A metric name -> the keys trainers log it under, first match wins (online DPO logs the summed reward as
 # objective/scores, its KL as objective/kl).
@@ -39,7 +38,6 @@ ALIASES = {
     "entropy": ("entropy", "objective/entropy"),
     "length": ("completions/mean_length",),
 }
-COMPLETE = "stage_complete.json"
 
 
 @dataclass
@@ -56,19 +54,12 @@ class Run:
 
 def load_run(path: str | Path) -> Run:
     """Read a run folder; raises `RlftError` when `path` is not one."""
-    path = Path(path)
-    if not path.is_dir():
-        raise RlftError(f"{path}: no such folder; give run folders written by `rlft run`, e.g. runs/polite-assistant")
-    resolved, metrics = path / "recipe.resolved.yaml", path / "metrics.jsonl"
-    if not resolved.is_file() and not metrics.is_file():
-        hint = sorted(p.parent.name for p in path.glob("*/recipe.resolved.yaml"))[:5]
-        extra = f"; run folders inside it: {', '.join(hint)}" if hint else ""
-        raise RlftError(f"{path}: not an rlft run folder (it has neither recipe.resolved.yaml nor metrics.jsonl){extra}")
-    recipe = (yaml.safe_load(resolved.read_text()) or {}) if resolved.is_file() else {}
+    folder = RunFolder.open(path)
+    path, recipe = folder.root, folder.resolved_recipe()
     stage_list = [s for s in recipe.get("stages") or [] if isinstance(s, dict) and "name" in s]
     stages = [s["name"] for s in stage_list]
     run = Run(path, path.name, recipe, stages, {s["name"]: s.get("type", "?") for s in stage_list}, {})
-    raw, run.skipped_lines = read_metrics(metrics)
+    raw, run.skipped_lines = read_metrics(folder.metrics_path)
     for row in raw:
         stage = str(row.get("stage", "?"))
         if stage not in run.stages:
@@ -76,7 +67,7 @@ def load_run(path: str | Path) -> Run:
         run.rows.setdefault(stage, []).append(row)
     for stage, rows in run.rows.items():
         run.rows[stage] = _dedupe(rows)
-    done = {d.parent.name.split("_", 1)[1] for d in path.glob(f"stages/[0-9][0-9]_*/{COMPLETE}")}
+    done = folder.finished_stages()
     run.complete = {stage: stage in done for stage in run.stages}
     return run
 
@@ -105,7 +96,7 @@ def read_metrics(path: Path) -> tuple[list[dict], int]:
 
 def read_samples(root: Path) -> list[dict]:
     """The completions a run kept in samples.jsonl (unreadable lines skipped, like metrics.jsonl's)."""
-    path = Path(root) / "samples.jsonl"
+    path = RunFolder(root, is_main=False).samples_path
     rows = []
     if path.is_file():
         for line in path.read_text().splitlines():
@@ -347,7 +338,7 @@ def print_report(runs: list[Run], metric: str, smooth: float, out: Path | None, 
 def hacking_row(run: Run) -> dict:
     """The run's hacking signals: the eval summary's (final model vs reference) and the training logs'."""
     out = {}
-    path = run.path / "eval" / "summary.json"
+    path = RunFolder(run.path, is_main=False).eval_summary_path
     if path.is_file():
         try:
             s = json.loads(path.read_text())

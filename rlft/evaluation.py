@@ -33,18 +33,16 @@ import statistics
 from pathlib import Path
 from types import SimpleNamespace
 
-from rlft import hacking, models, rewards
+from rlft import generation, hacking, models, rewards
 from rlft.compare import load_run, read_samples
-from rlft.data import format_prompt
 from rlft.errors import RlftError
 from rlft.eval_section import check, entry_name, load_prompts
 from rlft.recipe import Checker, ValidationContext
 from rlft.report import make_console
-from rlft.runfolder import referenced_files, sha256, write_atomic
+from rlft.provenance import referenced_files, sha256
+from rlft.runfolder import RunFolder, stage_info, write_atomic
 from rlft.stages import STAGES
-
-DONE = "eval_complete.json"
-
+from rlft.text import as_text
 
 # --- entry points ----------------------------------------------------------------------------------------------------
 def after_run(root: Path, recipe: dict, recipe_dir: Path, stages_digest: str) -> None:
@@ -52,7 +50,7 @@ def after_run(root: Path, recipe: dict, recipe_dir: Path, stages_digest: str) ->
     files = sorted(str(p) for p in _files(recipe["eval"], recipe_dir))
     payload = json.dumps([recipe["eval"], stages_digest, [sha256(Path(f)) for f in files]], sort_keys=True, default=str)
     digest = hashlib.sha256(payload.encode()).hexdigest()[:16]
-    done = Path(root) / "eval" / DONE
+    done = RunFolder(root).eval_complete_path
     if done.is_file() and json.loads(done.read_text()).get("hash") == digest:
         print(f"eval: up to date, see {done.parent / 'report.md'}")
         return
@@ -63,13 +61,8 @@ def after_run(root: Path, recipe: dict, recipe_dir: Path, stages_digest: str) ->
 def evaluate_folder(root: str | Path, prompts: str | None = None, max_new_tokens: int | None = None,
                     limit: int | None = None) -> Path:
     """`rlft eval RUN_DIR`: evaluate a run folder's finished stages with its recipe's eval section and these options."""
-    import yaml
-
-    root = Path(root)
-    load_run(root)  # a clear error when it is not a run folder
-    recipe = yaml.safe_load((root / "recipe.resolved.yaml").read_text())
-    lock_path = root / "lock.json"
-    lock = json.loads(lock_path.read_text()) if lock_path.is_file() else {}
+    folder = RunFolder.open(root)  # a clear error when it is not a run folder
+    root, recipe, lock = folder.root, folder.resolved_recipe(), folder.lock()
     recipe_dir = Path(lock.get("recipe", {}).get("dir") or Path(lock.get("recipe", {}).get("path", ".")).parent)
     block = dict(recipe.get("eval") or {})
     given = {"max_new_tokens": max_new_tokens, "limit": limit}
@@ -78,7 +71,7 @@ def evaluate_folder(root: str | Path, prompts: str | None = None, max_new_tokens
         block["prompts"] = str(Path(prompts).resolve())
     if block.get("prompts") is None:
         raise RlftError(f"{root}: its recipe has no eval section; give the prompts: rlft eval {root} --prompts FILE")
-    checker = Checker(str(root / "recipe.resolved.yaml"))
+    checker = Checker(str(folder.resolved_path))
     with ValidationContext(checker, recipe_dir, recipe) as ctx:
         recipe["eval"] = check(block, "eval", ctx)
     checker.raise_if_any()
@@ -87,8 +80,8 @@ def evaluate_folder(root: str | Path, prompts: str | None = None, max_new_tokens
 
 def evaluate(root: Path, recipe: dict, recipe_dir: Path) -> Path:
     """Generate with every model, score, and write eval/; returns the report's path."""
-    root, block = Path(root), recipe["eval"]
-    (root / "eval" / DONE).unlink(missing_ok=True)  # eval/ is being replaced: after_run's "up to date" no longer holds
+    root, block, folder = Path(root), recipe["eval"], RunFolder(root)
+    folder.eval_complete_path.unlink(missing_ok=True)  # eval/ is being replaced: no longer "up to date"
     ds = load_prompts(block, recipe_dir)
     prompts = list(ds["prompt"])
     columns = {c: list(ds[c]) for c in ds.column_names if c != "prompt"}
@@ -104,7 +97,7 @@ def evaluate(root: Path, recipe: dict, recipe_dir: Path) -> Path:
                        for p, t in zip(prompts, texts)]
         scores = rewards.call_all(funcs, prompts, completions, columns)
         for i, (text, n) in enumerate(zip(texts, lengths)):
-            results.append({"model": name, "source": str(source), "prompt_index": i, "prompt": _text(prompts[i]),
+            results.append({"model": name, "source": str(source), "prompt_index": i, "prompt": as_text(prompts[i]),
                             "completion": text, "tokens": n,
                             "rewards": {f.__name__: s[i] for f, s in zip(funcs, scores)}})
     trained = [entry_name(e) for e in reward_entries({**recipe, "eval": {"eval_rewards": []}})]
@@ -113,11 +106,11 @@ def evaluate(root: Path, recipe: dict, recipe_dir: Path) -> Path:
     summary.update(prompts=block["prompts"], n_prompts=len(prompts), max_new_tokens=block["max_new_tokens"],
                    seed=recipe["seed"], sources={name: str(source) for name, source, _ in candidates})
     add_training_signals(summary, root, recipe)
-    out = root / "eval"
+    out = folder.eval_dir
     out.mkdir(parents=True, exist_ok=True)
     # each file whole or not at all; a kill mid-eval leaves eval_complete.json absent, so the rerun evaluates again
     write_atomic(out / "results.jsonl", "".join(json.dumps(r) + "\n" for r in results))
-    write_atomic(out / "summary.json", json.dumps(summary, indent=2))
+    write_atomic(folder.eval_summary_path, json.dumps(summary, indent=2))
     write_atomic(out / "report.md", report(root, summary, results, block["samples"]))
     print_summary(summary)
     print(f"eval: report {out / 'report.md'}")
@@ -127,18 +120,15 @@ def evaluate(root: Path, recipe: dict, recipe_dir: Path) -> Path:
 # --- what is evaluated, and with what -------------------------------------------------------------------------------
 def policies(root: Path, recipe: dict, recipe_dir: Path) -> list[tuple[str, str, dict]]:
     """(name, model source, prompt template) of the base model and of every finished policy stage, in order."""
-    lock_path = root / "lock.json"
-    base = json.loads(lock_path.read_text()).get("model", {}).get("resolved") if lock_path.is_file() else None
+    folder = RunFolder(root)
+    base = folder.lock().get("model", {}).get("resolved")
     if not base or not Path(base).exists():
         base = models.resolve(recipe["model"], recipe_dir)
     out = [("base", str(base), {"kind": "chat"})]
-    for i, stage in enumerate(recipe["stages"]):
-        folder = root / "stages" / f"{i:02d}_{stage['name']}"
-        if not STAGES[stage["type"]].POLICY or not (folder / "stage_complete.json").is_file():
+    for stage, stage_dir in zip(recipe["stages"], folder.stage_dirs(recipe["stages"]).values()):
+        if not STAGES[stage["type"]].POLICY or not folder.is_complete(stage_dir):
             continue
-        info = folder / "rlft_stage.json"
-        template = json.loads(info.read_text()).get("template", {"kind": "chat"}) if info.is_file() else {"kind": "chat"}
-        out.append((stage["name"], str(folder), template))
+        out.append((stage["name"], str(stage_dir), stage_info(stage_dir).get("template", {"kind": "chat"})))
     return out
 
 
@@ -162,7 +152,7 @@ def reward_entries(recipe: dict) -> list[dict]:
 
 def _reward_ctx(root: Path, recipe: dict, recipe_dir: Path):
     """What `rewards.build` reads: where relative reward files start, reward_model stage outputs, the dtype."""
-    outputs = {s["name"]: str(root / "stages" / f"{i:02d}_{s['name']}") for i, s in enumerate(recipe["stages"])}
+    outputs = {name: str(path) for name, path in RunFolder(root).stage_dirs(recipe["stages"]).items()}
     return SimpleNamespace(recipe_dir=recipe_dir, outputs=outputs, dtype=models.pick_dtype(recipe.get("dtype", "auto")),
                            callbacks=[])
 
@@ -175,38 +165,17 @@ def _files(block: dict, recipe_dir: Path) -> list[Path]:
 def generate(source: str, template: dict, prompts: list, max_new_tokens: int, batch_size: int,
              seed: int) -> tuple[list[str], list[int]]:
     """Greedy answers and their lengths in tokens (up to and including EOS) from a model folder or stage output."""
-    import torch
     from transformers import set_seed
 
     set_seed(seed)
-    if Path(source, "rlft_stage.json").is_file() or Path(source, "adapter_config.json").is_file():
+    if stage_info(source) or Path(source, "adapter_config.json").is_file():
         model, tokenizer = models.load_for_inference(Path(source))
     else:
         model, tokenizer = models.load_causal_lm(source, models.pick_dtype()), models.load_tokenizer(source)
-        model.eval()
-    stop = {t for t in (tokenizer.eos_token_id, tokenizer.pad_token_id) if t is not None}
-    stop |= set(_as_list(getattr(model.generation_config, "eos_token_id", None)))
-    texts, lengths = [], []
-    rendered = [render(tokenizer, template, p) for p in prompts]
-    for start in range(0, len(rendered), batch_size):
-        batch = tokenizer(rendered[start:start + batch_size], return_tensors="pt", padding=True, padding_side="left",
-                          add_special_tokens=False).to(model.device)
-        with torch.inference_mode():
-            out = model.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens,
-                                 pad_token_id=tokenizer.pad_token_id)
-        for row in out[:, batch["input_ids"].shape[1]:].tolist():
-            end = next((i + 1 for i, t in enumerate(row) if t in stop), len(row))
-            lengths.append(end)
-            texts.append(tokenizer.decode(row[:end], skip_special_tokens=True).strip())
+    groups = generation.generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                 template=template, do_sample=False)
     del model
-    return texts, lengths
-
-
-def render(tokenizer, template: dict, prompt) -> str:
-    """A prompt (text or messages) as the model was trained to see it."""
-    if isinstance(prompt, list) and template.get("kind", "chat") == "chat" and tokenizer.chat_template:
-        return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-    return format_prompt(tokenizer, template, _text(prompt))
+    return [g[0].text.strip() for g in groups], [g[0].tokens for g in groups]
 
 
 # --- numbers ---------------------------------------------------------------------------------------------------------
@@ -419,14 +388,3 @@ def _num(v) -> str:
 
 def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\r", "").replace("\n", "<br>").strip()
-
-
-def _text(item) -> str:
-    if isinstance(item, list) and item and isinstance(item[-1], dict):
-        return str(item[-1].get("content", ""))
-    return str(item)
-
-
-def _as_list(value) -> list:
-    return [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
-

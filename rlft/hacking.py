@@ -23,6 +23,8 @@ import math
 import re
 from collections import Counter
 
+from rlft.text import distinct_ngrams
+
 OPENING_WORDS = 5  # "i'm sorry for your loss": long enough to be a formula, short enough to catch one
 PHRASE_N = 4  # word 4-grams: "i'm here to help", "let me know if"
 
@@ -87,8 +89,8 @@ def distinct_n(texts: list[str], n: int = 2) -> float:
     >>> distinct_n(["thank you so much", "thank you so much"])
     0.5
     """
-    grams = [tuple(w[i:i + n]) for t in texts for w in [t.lower().split()] for i in range(len(w) - n + 1)]
-    return len(set(grams)) / len(grams) if grams else 0.0
+    value = distinct_ngrams([t.lower().split() for t in texts], n)
+    return 0.0 if value is None else value
 
 
 def repeated_phrases(prompts: list[str], texts: list[str], n: int = PHRASE_N, top: int = 5) -> list[list]:

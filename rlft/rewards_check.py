@@ -15,8 +15,9 @@ from types import SimpleNamespace
 from rlft import data, models
 from rlft.errors import RlftError
 from rlft.report import make_console
-from rlft.rewards import build, call_all, entries, remote, sample, state, weighted
-from rlft.runfolder import COMPLETE, RunFolder
+from rlft.generation import sample
+from rlft.rewards import build, call_all, entries, remote, state, weighted
+from rlft.runfolder import RunFolder
 from rlft.stages import STAGES, load
 
 
@@ -69,7 +70,7 @@ def _starting_policy(recipe: dict, stage: dict, recipe_dir: Path, output_dir: st
         if other is stage:
             break
         done = folder.stage_dir(index, other["name"])
-        outputs[other["name"]] = str(done) if (done / COMPLETE).is_file() else None
+        outputs[other["name"]] = str(done) if folder.is_complete(done) else None
         if STAGES[other["type"]].POLICY:
             last = other["name"]
     wanted = stage["init_from"] or last

@@ -29,7 +29,8 @@ from rlft import command_line, compat, evaluation, models  # noqa: E402
 from rlft.errors import RlftError, user_errors  # noqa: E402
 from rlft.launch import on_main_process  # noqa: E402
 from rlft.report import print_summary  # noqa: E402
-from rlft.runfolder import RunFolder, section_hash  # noqa: E402
+from rlft.provenance import section_hash  # noqa: E402
+from rlft.runfolder import RunFolder  # noqa: E402
 from rlft.stages import STAGES, common, load  # noqa: E402
 
 def run(recipe_path: str | Path, overrides: list[str] = (), output_dir: str | None = None,

@@ -21,32 +21,37 @@ leaves nothing that refuses the rerun after the fix.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 import yaml
-from transformers import TrainerCallback
 
 from rlft.errors import RlftError
-from rlft.rewards.contract import redact, redact_argument
+from rlft.provenance import PACKAGES, git_state, referenced_files, sha256, version
+from rlft.redaction import redact, redact_argument
 
-PACKAGES = ("rlft", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "evaluate", "gguf",
-            "bitsandbytes", "deepspeed", "onnxruntime")
+# The layout: only this module spells these names; everything else asks a RunFolder (or `stage_info`).
+RESOLVED = "recipe.resolved.yaml"
+LOCK = "lock.json"
+METRICS = "metrics.jsonl"
+SAMPLES = "samples.jsonl"
+STAGES = "stages"
+EVAL = "eval"
+EVAL_COMPLETE = "eval_complete.json"  # in eval/, written last: the evaluation of these stage outputs finished
+EVAL_SUMMARY = "summary.json"  # in eval/: the numbers of eval/report.md, read back by rlft compare
 COMPLETE = "stage_complete.json"
 STARTED = "stage_started.json"
+CHECKPOINTS = "checkpoints"  # in a stage folder: the trainer's output_dir
+STAGE_INFO = "rlft_stage.json"  # rlft's note beside a stage's weights (template, base model, rewards, ...)
 MARKER = ".rlft_run"
 # Everything rlft writes at the top of a run folder: all that --fresh deletes.
-ENTRIES = ("stages", "tensorboard", "eval", "metrics.jsonl", "samples.jsonl", "lock.json", "recipe.resolved.yaml")
-LOGS = ("metrics.jsonl", "samples.jsonl")  # appended to line by line while training: a kill can tear the last line
+ENTRIES = (STAGES, "tensorboard", EVAL, METRICS, SAMPLES, LOCK, RESOLVED)
+LOGS = (METRICS, SAMPLES)  # appended to line by line while training: a kill can tear the last line
 PROFILE = "profile.json"
 
 
@@ -56,8 +61,67 @@ class RunFolder:
         self.is_main = is_main
         self.label = label or f"run folder {root}"  # how errors name it: where the user chose it
 
+    @classmethod
+    def open(cls, path: str | Path) -> RunFolder:
+        """An existing run folder, to read (compare, eval): writes nothing; a clear error when `path` is not one."""
+        path = Path(path)
+        if not path.is_dir():
+            raise RlftError(f"{path}: no such folder; give run folders written by `rlft run`, e.g. "
+                            "runs/polite-assistant")
+        if not (path / RESOLVED).is_file() and not (path / METRICS).is_file():
+            hint = sorted(p.parent.name for p in path.glob(f"*/{RESOLVED}"))[:5]
+            extra = f"; run folders inside it: {', '.join(hint)}" if hint else ""
+            raise RlftError(f"{path}: not an rlft run folder (it has neither {RESOLVED} nor {METRICS}){extra}")
+        return cls(path, is_main=False)
+
+    # --- where things are --------------------------------------------------------------------------------------
     def stage_dir(self, index: int, name: str) -> Path:
-        return self.root / "stages" / f"{index:02d}_{name}"
+        return self.root / STAGES / f"{index:02d}_{name}"
+
+    def stage_dirs(self, stages: list[dict]) -> dict[str, Path]:
+        """Stage name -> its folder, for a recipe's stages (finished or not)."""
+        return {s["name"]: self.stage_dir(i, s["name"]) for i, s in enumerate(stages)}
+
+    def finished_stages(self) -> dict[str, Path]:
+        """Stage name -> folder of every finished stage, in run order."""
+        done = sorted(p.parent for p in self.root.glob(f"{STAGES}/[0-9][0-9]_*/{COMPLETE}"))
+        return {d.name.split("_", 1)[1]: d for d in done}
+
+    @staticmethod
+    def is_complete(stage_dir: Path) -> bool:
+        return (Path(stage_dir) / COMPLETE).is_file()
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.root / METRICS
+
+    @property
+    def samples_path(self) -> Path:
+        return self.root / SAMPLES
+
+    @property
+    def resolved_path(self) -> Path:
+        return self.root / RESOLVED
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.root / EVAL
+
+    @property
+    def eval_complete_path(self) -> Path:
+        return self.root / EVAL / EVAL_COMPLETE
+
+    @property
+    def eval_summary_path(self) -> Path:
+        return self.root / EVAL / EVAL_SUMMARY
+
+    def resolved_recipe(self) -> dict:
+        """The recipe the run used (recipe.resolved.yaml); {} when it has none."""
+        return (yaml.safe_load(self.resolved_path.read_text()) or {}) if self.resolved_path.is_file() else {}
+
+    def lock(self) -> dict:
+        """lock.json (versions, hashes, where the recipe and model were); {} when it has none."""
+        return _read_json(self.root / LOCK) or {}
 
     def check(self) -> None:
         """Raise unless rlft may write here: a new folder (whose parent is writable), an empty one or an rlft run
@@ -71,7 +135,7 @@ class RunFolder:
                 names = sorted(p.name for p in root.iterdir())
                 listing = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
                 raise RlftError(f"{self.label}: the folder is not empty ({listing}) and is not an rlft run "
-                                f"folder (no {MARKER}, lock.json or recipe.resolved.yaml): rlft neither writes into "
+                                f"folder (no {MARKER}, {LOCK} or {RESOLVED}): rlft neither writes into "
                                 "nor deletes it, with or without --fresh. Give a new or empty folder")
             if not os.access(root, os.W_OK | os.X_OK):
                 raise RlftError(f"{self.label}: the folder is not writable; give a folder you can write to")
@@ -112,7 +176,7 @@ class RunFolder:
     def write_resolved(self, recipe: dict) -> None:
         if self.is_main:
             # header values that are not ${ENV_VAR} references never reach the run folder
-            write_atomic(self.root / "recipe.resolved.yaml", yaml.safe_dump(redact(recipe), sort_keys=False))
+            write_atomic(self.resolved_path, yaml.safe_dump(redact(recipe), sort_keys=False))
 
     def write_lock(self, recipe_path: Path, recipe: dict, recipe_dir: Path, model_source: str) -> None:
         if not self.is_main:
@@ -122,13 +186,13 @@ class RunFolder:
             "command": [redact_argument(a) for a in sys.argv],
             "python": sys.version.split()[0],
             "platform": platform.platform(),
-            "packages": {p: _version(p) for p in PACKAGES if _version(p)},
-            "git": _git_state(),
+            "packages": {p: version(p) for p in PACKAGES if version(p)},
+            "git": git_state(),
             "recipe": {"path": str(recipe_path), "dir": str(recipe_dir.resolve()), "sha256": sha256(recipe_path)},
             "model": {"spec": recipe["model"], "resolved": model_source},
             "files": {str(p): sha256(p) for p in referenced_files(recipe, recipe_dir)},
         }
-        write_atomic(self.root / "lock.json", json.dumps(lock, indent=2))
+        write_atomic(self.root / LOCK, json.dumps(lock, indent=2))
 
     # --- stage bookkeeping -------------------------------------------------------------------------------------
     def stage_state(self, stage_dir: Path, section_hash: str) -> tuple[str, Path | None]:
@@ -143,7 +207,7 @@ class RunFolder:
             if done.get("section_hash") != section_hash:
                 raise RlftError(self._changed(stage_dir, "finished"))
             return "complete", None
-        checkpoint = last_checkpoint(stage_dir / "checkpoints", remove_partial=self.is_main)
+        checkpoint = last_checkpoint(checkpoints_dir(stage_dir), remove_partial=self.is_main)
         started = _read_json(stage_dir / STARTED) or {}
         if checkpoint is not None:
             if started.get("section_hash") != section_hash:
@@ -171,11 +235,15 @@ class RunFolder:
     def completed_summary(self, stage_dir: Path) -> dict:
         return json.loads((stage_dir / COMPLETE).read_text())
 
-    def metrics_callback(self, stage: str) -> TrainerCallback:
-        return MetricsCallback(self.root / "metrics.jsonl", stage)
+    def metrics_callback(self, stage: str):
+        from rlft.run_logs import MetricsCallback  # imports transformers: deferred, so `rlft compare` starts fast
 
-    def samples_callback(self, stage: str) -> TrainerCallback:
-        return SamplesCallback(self.root / "samples.jsonl", stage)
+        return MetricsCallback(self.metrics_path, stage)
+
+    def samples_callback(self, stage: str):
+        from rlft.run_logs import SamplesCallback  # as above
+
+        return SamplesCallback(self.samples_path, stage)
 
     def profile_path(self, stage_dir: Path) -> Path:
         return stage_dir / PROFILE
@@ -187,157 +255,20 @@ class RunFolder:
         return self.root / "tensorboard" / stage
 
 
-class MetricsCallback(TrainerCallback):
-    """Appends every trainer log to metrics.jsonl (main process only) with the stage and global step."""
-
-    def __init__(self, path: Path, stage: str):
-        self.path = path
-        self.stage = stage
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if not state.is_world_process_zero or not logs:
-            return
-        row = {"stage": self.stage, "step": state.global_step, "samples": samples_seen(args, state.global_step),
-               "time": round(time.time(), 3), **logs}
-        with self.path.open("a") as f:
-            f.write(json.dumps(row, default=float) + "\n")
+def checkpoints_dir(stage_dir: Path) -> Path:
+    """Where a stage's trainer writes its checkpoints (its `output_dir`)."""
+    return Path(stage_dir) / CHECKPOINTS
 
 
-def samples_seen(args, step: int) -> int:
-    """Training samples consumed after `step` optimizer steps, over all processes: rows for SFT/DPO, completions for
-    GRPO/PPO/RLOO, prompts for online DPO. A batch reused `num_iterations` times (PPO epochs) counts once."""
-    batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
-    return step * batch // max(1, getattr(args, "num_iterations", 1))
-
-
-SAMPLES_EVERY = 10  # samples.jsonl: completions of the batch scored at step 1, every 10th step and the last step
-SAMPLES_KEEP = 4  # ... this many of that batch, spread over it (GRPO's k completions of a prompt are adjacent)
-
-
-class SamplesCallback(TrainerCallback):
-    """Keeps a few sampled completions with every reward's score in samples.jsonl (main process only).
-
-    The stage's rewards (`rlft.rewards.CheckedReward`) hand each batch they score to `record`. TRL calls every reward
-    on the same completions, so the scores of one batch are joined by its completions.
-    """
-
-    def __init__(self, path: Path, stage: str, every: int = SAMPLES_EVERY, keep: int = SAMPLES_KEEP):
-        self.path, self.stage, self.every, self.keep = path, stage, every, keep
-        self.batch = None
-
-    def record(self, name: str, prompts: list, completions: list, values: list) -> None:
-        if self.batch is None or self.batch["completions"] != completions:
-            self.batch = {"prompts": prompts, "completions": completions, "rewards": {}}
-        self.batch["rewards"][name] = values
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.batch = None  # completions scored before training (DPO's pairs) are not training samples
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == 1 or state.global_step % self.every == 0:
-            self._write(state)
-
-    def on_train_end(self, args, state, control, **kwargs):
-        self._write(state)
-
-    def _write(self, state) -> None:
-        if self.batch is None or not state.is_world_process_zero:
-            return
-        b, rows, n = self.batch, [], len(self.batch["completions"])
-        keep = min(self.keep, n)
-        for i in (j * n // keep for j in range(keep)):  # spread over the batch: one per prompt group, not one group
-            rows.append({"stage": self.stage, "step": state.global_step, "prompt": _text(b["prompts"][i]),
-                         "completion": _text(b["completions"][i]),
-                         "rewards": {name: values[i] for name, values in b["rewards"].items()}})
-        with self.path.open("a") as f:
-            f.writelines(json.dumps(row) + "\n" for row in rows)
-        self.batch = None  # each batch once
-
-
-def _text(item) -> str:
-    """A prompt or completion as text: the last message's content for conversational data."""
-    if isinstance(item, list) and item and isinstance(item[-1], dict):
-        return str(item[-1].get("content", ""))
-    return str(item)
-
-
-def section_hash(previous: str, stage: dict, top: dict, recipe_dir: Path) -> str:
-    """Hash of what determines a stage's output: its section, model/seed/dtype, its files, and the stages before."""
-    files = {str(p): sha256(p) for p in referenced_files({"stages": [stage]}, recipe_dir)}
-    keys = {k: top.get(k) for k in ("model", "seed", "dtype", "trust_remote_code")}
-    payload = json.dumps([previous, stage, keys, files], sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def referenced_files(recipe: dict, recipe_dir: Path) -> list[Path]:
-    """Local files a recipe points at: data files and reward modules (`file.py:function`)."""
-    found = []
-
-    def visit(node):
-        if isinstance(node, dict):
-            for value in node.values():
-                visit(value)
-        elif isinstance(node, list):
-            for value in node:
-                visit(value)
-        elif isinstance(node, str) and ("/" in node or "." in node) and "\n" not in node:
-            candidate = node.split(":")[0] if ".py:" in node else node
-            for base in (recipe_dir, Path.cwd()):
-                path = base / candidate
-                if path.is_file():
-                    found.append(path.resolve())
-                    break
-            else:
-                module = _module_file(node)
-                if module is not None:
-                    found.append(module)
-
-    visit(recipe.get("stages", []))
-    return sorted(set(found))
-
-
-def _module_file(ref: str) -> Path | None:
-    """The source file of a dotted `package.module:function` reference, without importing the module."""
-    module, sep, attr = ref.partition(":")
-    if not sep or not attr.isidentifier() or not all(p.isidentifier() for p in module.split(".")):
-        return None
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        return None
-    return Path(spec.origin).resolve() if spec and spec.origin and spec.origin.endswith(".py") else None
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _git_state() -> dict | None:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        if commit.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, timeout=10)
-        return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
-    except (OSError, subprocess.TimeoutExpired):
-        return None
+def stage_info(stage_dir: Path) -> dict:
+    """rlft's note beside a stage's weights (rlft_stage.json: its prompt template, base model, rewards); {} if none."""
+    return _read_json(Path(stage_dir) / STAGE_INFO) or {}
 
 
 def is_run_folder(path: Path) -> bool:
     """A folder rlft created: its marker, or (run folders written before the marker) its lock and resolved recipe."""
     path = Path(path)
-    return (path / MARKER).is_file() or ((path / "lock.json").is_file() and (path / "recipe.resolved.yaml").is_file())
+    return (path / MARKER).is_file() or ((path / LOCK).is_file() and (path / RESOLVED).is_file())
 
 
 def run_folder_of(path: Path) -> Path | None:
@@ -350,7 +281,7 @@ def run_folder_of(path: Path) -> Path | None:
 # `rlft merge --force` replaces.
 MODEL_FILES = ("config.json", "generation_config.json", "*.safetensors", "model.safetensors.index.json",
                "tokenizer*", "special_tokens_map.json", "added_tokens.json", "chat_template.jinja", "vocab.*",
-               "merges.txt", "*.model", "rlft_stage.json")
+               "merges.txt", "*.model", STAGE_INFO)
 
 
 def check_export_target(source: Path, out: Path, force: bool) -> None:

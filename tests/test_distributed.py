@@ -27,9 +27,9 @@ WORKER = '''
 import json, os, runpy, sys
 from pathlib import Path
 sys.path.insert(0, {root!r})
-from rlft import runfolder
+from rlft import run_logs, runfolder
 
-class RankMarker(runfolder.MetricsCallback):
+class RankMarker(run_logs.MetricsCallback):
     def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
         self.seen = {{"world_size": args.world_size, "process_index": args.process_index,
                       "batches_per_epoch": len(train_dataloader) if train_dataloader is not None else None, "steps": 0}}
@@ -41,7 +41,7 @@ class RankMarker(runfolder.MetricsCallback):
         out = Path(os.environ["RLFT_TEST_MARKERS"]) / f"rank{{args.process_index}}_{{self.stage}}.json"
         out.write_text(json.dumps(self.seen))
 
-runfolder.RunFolder.metrics_callback = lambda self, stage: RankMarker(self.root / "metrics.jsonl", stage)
+runfolder.RunFolder.metrics_callback = lambda self, stage: RankMarker(self.metrics_path, stage)
 sys.argv = [{run_py!r}, *sys.argv[1:]]
 runpy.run_path({run_py!r}, run_name="__main__")
 '''

@@ -104,7 +104,7 @@ def test_interrupted_stage_resumes_from_checkpoint(tmp_path, tiny_model_dir):
     # pretend the stage was killed after its first checkpoint: no completion marker, the started marker kept
     (stage / "stage_complete.json").unlink()
     started = json.loads((stage / "stage_started.json").read_text())
-    from rlft.runfolder import section_hash
+    from rlft.provenance import section_hash
 
     resolved = load(path)
     started["section_hash"] = section_hash("", resolved["stages"][0], resolved, tmp_path)
@@ -214,7 +214,7 @@ def test_dry_run_builds_everything_and_trains_nothing(tmp_path, tiny_model_dir, 
 
 
 def test_lock_hashes_dotted_module_references(tmp_path):
-    from rlft.runfolder import referenced_files
+    from rlft.provenance import referenced_files
 
     files = referenced_files({"stages": [{"rewards": [{"fn": "rlft.errors:RlftError"}, {"fn": "nope.mod:f"}]}]},
                              tmp_path)

@@ -22,7 +22,7 @@ The package, by job:
   loading.py   importing user code without lasting changes to sys.path / sys.modules
   checks.py    recipe checks at `rlft validate` (signatures against the data's columns, names, weights, URLs)
   runtime.py   the checked, time-limited wrappers handed to the trainers; `call_all` for rlft's own calls
-  model.py     reward models (`ModelReward`) and sampling completions from a policy
+  model.py     reward models (`ModelReward`)
   remote.py    the HTTP client for reward servers (`rlft serve-reward` is the server: rlft/reward_server.py)
 """
 
@@ -32,7 +32,7 @@ from rlft.rewards.checks import check, check_init_from, data_columns, model_name
 from rlft.rewards.contract import (ALWAYS_PASSED, DEFAULT_TIMEOUT, REWARD_KEYS, REWARDS_KEY, TRL_REWARD_KWARGS, described,
                                    entries, redact, weights)
 from rlft.rewards.loading import load_function, load_module
-from rlft.rewards.model import ModelReward, sample
+from rlft.rewards.model import ModelReward
 from rlft.rewards.remote import RemoteReward
 from rlft.rewards.runtime import (CheckedReward, as_async, build, call_all, log_callback, recent_means, state,
                                   weighted)
@@ -40,4 +40,4 @@ from rlft.rewards.runtime import (CheckedReward, as_async, build, call_all, log_
 __all__ = ["ALWAYS_PASSED", "DEFAULT_TIMEOUT", "REWARD_KEYS", "REWARDS_KEY", "TRL_REWARD_KWARGS", "CheckedReward",
            "ModelReward", "RemoteReward", "as_async", "build", "call_all", "check", "check_init_from",
            "data_columns", "described", "entries", "load_function", "load_module", "log_callback", "model_name",
-           "recent_means", "redact", "sample", "signature_problem", "state", "weighted", "weights"]
+           "recent_means", "redact", "signature_problem", "state", "weighted", "weights"]

@@ -16,6 +16,7 @@ from rlft.errors import RlftError
 from rlft.rewards import remote
 from rlft.rewards.contract import ALWAYS_PASSED, URL_ONLY, REWARD_KEYS
 from rlft.rewards.loading import load_function
+from rlft.runfolder import stage_info
 
 
 def signature_problem(fn, receives: set[str], kwargs: dict) -> str | None:
@@ -171,9 +172,7 @@ def local(spec: str, recipe_dir: Path) -> Path | None:
 
 def model_name(spec: str, folder: Path | None) -> str:
     """Log name of a reward model: the name its reward_model stage gave it, else rm_<folder>."""
-    info = folder / "rlft_stage.json" if folder else None
-    if info is not None and info.is_file():
-        name = json.loads(info.read_text()).get("reward_name")
-        if name:
-            return name
+    name = stage_info(folder).get("reward_name") if folder else None
+    if name:
+        return name
     return "rm_" + re.sub(r"^\d+_", "", Path(spec).name)

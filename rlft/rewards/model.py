@@ -1,4 +1,5 @@
-"""Models as rewards, and sampling from a policy: the two parts of `rlft.rewards` that load torch models.
+"""Models as rewards: the part of `rlft.rewards` that loads a torch model (sampling from a policy is
+`rlft.generation`).
 
 `ModelReward` scores the way TRL's GRPOTrainer scores an `nn.Module` reward (chat template over prompt +
 completion, the logit of the last token), behind the same contract as a function, so it is checked, named and usable
@@ -43,26 +44,3 @@ class ModelReward:
                 scores += self.model(**batch).logits[:, 0].float().tolist()
         return scores
 
-
-def sample(model, tokenizer, prompts: list, k: int, max_new_tokens: int, temperature: float = 1.0,
-           batch_size: int = 8) -> list[list]:
-    """k completions per prompt from `model`, in TRL's format (a message list per completion for chat prompts)."""
-    import torch
-    from trl.data_utils import is_conversational
-
-    chat = is_conversational({"prompt": prompts[0]})
-    texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) if chat else p
-             for p in prompts]
-    groups = []
-    model.eval()
-    for start in range(0, len(texts), batch_size):
-        batch = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True, padding_side="left",
-                          add_special_tokens=False).to(model.device)
-        with torch.inference_mode():
-            out = model.generate(**batch, do_sample=True, temperature=temperature, top_p=1.0, top_k=0,
-                                 max_new_tokens=max_new_tokens, num_return_sequences=k,
-                                 pad_token_id=tokenizer.pad_token_id)
-        decoded = tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
-        decoded = [[{"role": "assistant", "content": t}] for t in decoded] if chat else decoded
-        groups += [decoded[i:i + k] for i in range(0, len(decoded), k)]
-    return groups

@@ -32,6 +32,7 @@ from rlft.rewards.checks import local, model_name
 from rlft.rewards.contract import ALWAYS_PASSED, DEFAULT_TIMEOUT, entries
 from rlft.rewards.loading import error_line, load_function
 from rlft.rewards.model import ModelReward
+from rlft.text import as_text
 
 
 def build(stage: dict, ctx, concurrent: bool = True, stop_on_all_none: bool = True) -> list:
@@ -366,8 +367,7 @@ def _number(value) -> float | None:
 
 
 def _preview(completion, width: int = 60) -> str:
-    text = completion[-1].get("content", "") if isinstance(completion, list) and completion else completion
-    text = str(text).replace("\n", " ")
+    text = as_text(completion).replace("\n", " ")
     return repr(text[:width] + ("..." if len(text) > width else ""))
 
 

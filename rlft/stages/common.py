@@ -17,11 +17,10 @@ import torch
 from rlft import models, profiling, speed
 from rlft.launch import launch_from_env, resolve_dtype
 from rlft.recipe import DTYPES, Checker, check_config
-from rlft.runfolder import write_atomic
+from rlft.runfolder import STAGE_INFO, checkpoints_dir, write_atomic
 
 LORA_KEY = (dict, None, "-> peft.LoraConfig, e.g. {r: 16, lora_alpha: 32, target_modules: all-linear}")
 QUANT_KEY = (dict, None, "-> transformers.BitsAndBytesConfig, e.g. {load_in_4bit: true} (QLoRA; needs bitsandbytes)")
-STAGE_INFO = models.STAGE_INFO
 
 
 @dataclass
@@ -190,7 +189,7 @@ def trainer_args(config_class, stage: dict, ctx: StageContext):
     """The stage's TRL config: rlft defaults, then the recipe's `args:`, then where to write."""
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(ctx.tensorboard_dir)  # read by transformers' TensorBoardCallback
     args = {**_without_aliased(default_args(ctx.dtype, ctx.seed), stage["args"]), **stage["args"]}
-    return config_class(output_dir=str(ctx.stage_dir / "checkpoints"), **args)
+    return config_class(output_dir=str(checkpoints_dir(ctx.stage_dir)), **args)
 
 
 # transformers 5 renamed these; a recipe may still use the old name, which must then win over rlft's default

@@ -20,7 +20,7 @@ import os
 import torch
 from trl import DPOConfig, DPOTrainer
 
-from rlft import compat, data, models, rewards
+from rlft import compat, data, generation, models, rewards
 from rlft.errors import RlftError
 from rlft.launch import on_main_process
 from rlft.stages import common, online
@@ -161,7 +161,7 @@ def _rank(stage: dict, ctx, model, tokenizer, prompts) -> tuple[list[dict], dict
 
         model.to(PartialState().device)
     torch.manual_seed(ctx.seed)
-    groups = rewards.sample(model, tokenizer, prompts["prompt"], k, opts["max_new_tokens"], opts["temperature"],
+    groups = generation.sample(model, tokenizer, prompts["prompt"], k, opts["max_new_tokens"], opts["temperature"],
                             opts["batch_size"])
     repeat = lambda values: [v for v in values for _ in range(k)]  # noqa: E731  one entry per sampled completion
     columns = {c: repeat(prompts[c]) for c in prompts.column_names if c != "prompt"}
