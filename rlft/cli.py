@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "validate":
             validate(args.recipe, args.overrides)
         elif args.command == "merge":
-            from rlft.models import merge_adapter
+            from rlft.stage_models import merge_adapter
             from rlft.runfolder import check_export_target
 
             stage, out = stage_folder(args.path), Path(args.out)
@@ -180,7 +180,7 @@ def stage_folder(path: str) -> Path:
 
 def chat(folder: Path, prompt: str | None, max_new_tokens: int, temperature: float) -> None:
     from rlft.generation import generate  # imports torch when called: deferred with the models, as above
-    from rlft.models import load_for_inference
+    from rlft.stage_models import load_for_inference
 
     template = stage_info(folder).get("template", {})
     model, tokenizer = load_for_inference(folder)

@@ -33,7 +33,7 @@ import statistics
 from pathlib import Path
 from types import SimpleNamespace
 
-from rlft import generation, hacking, models, rewards
+from rlft import generation, hacking, models, rewards, stage_models
 from rlft.compare import load_run, read_samples
 from rlft.errors import RlftError
 from rlft.eval_section import check, entry_name, load_prompts
@@ -169,7 +169,7 @@ def generate(source: str, template: dict, prompts: list, max_new_tokens: int, ba
 
     set_seed(seed)
     if stage_info(source) or Path(source, "adapter_config.json").is_file():
-        model, tokenizer = models.load_for_inference(Path(source))
+        model, tokenizer = stage_models.load_for_inference(Path(source))
     else:
         model, tokenizer = models.load_causal_lm(source, models.pick_dtype()), models.load_tokenizer(source)
     groups = generation.generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,

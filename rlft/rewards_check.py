@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-from rlft import data, models
+from rlft import data, models, stage_models
 from rlft.errors import RlftError
 from rlft.report import make_console
 from rlft.generation import sample
@@ -80,7 +80,7 @@ def _starting_policy(recipe: dict, stage: dict, recipe_dir: Path, output_dir: st
     if wanted not in finished:
         return (models.resolve(recipe["model"], recipe_dir), finished,
                 f"stage {wanted!r} has not run yet: sampled from the recipe's model instead")
-    return models.policy_source(finished[wanted], PartialState()), finished, f"sampled from stage {wanted!r}"
+    return stage_models.policy_source(finished[wanted], PartialState()), finished, f"sampled from stage {wanted!r}"
 
 
 def _sample_for(stage: dict, rows, source: str, k: int, recipe: dict):

@@ -25,7 +25,7 @@ import os  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
-from rlft import command_line, compat, evaluation, models  # noqa: E402
+from rlft import command_line, compat, evaluation, models, stage_models  # noqa: E402
 from rlft.errors import RlftError, user_errors  # noqa: E402
 from rlft.launch import on_main_process  # noqa: E402
 from rlft.report import print_summary  # noqa: E402
@@ -78,7 +78,7 @@ def _run(state, recipe_path: Path, overrides, output_dir, dry_run, fresh, profil
         else:
             source = outputs.get(stage["init_from"], outputs.get("__last__", base))
             ctx = common.StageContext(
-                index=index, stage_dir=stage_dir, model_source=models.policy_source(source, state),
+                index=index, stage_dir=stage_dir, model_source=stage_models.policy_source(source, state),
                 recipe=recipe, recipe_dir=recipe_dir, dtype=models.pick_dtype(recipe["dtype"]),
                 tensorboard_dir=folder.tensorboard_dir(stage["name"]),
                 callbacks=[folder.metrics_callback(stage["name"]), folder.samples_callback(stage["name"])],

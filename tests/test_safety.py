@@ -144,14 +144,14 @@ def test_merge_replaces_an_earlier_merge_only_with_force(lora_run, tmp_path, cap
 
 def test_killed_merge_leaves_no_folder_that_looks_finished(lora_run, tmp_path, monkeypatch):
     """The merged folder appears only by a rename after everything is written."""
-    from rlft import models
+    from rlft import models, stage_models
 
     def die(*args, **kwargs):
         raise KeyboardInterrupt  # stands for a kill in the middle of writing the tokenizer
 
     monkeypatch.setattr(type(models.load_tokenizer(str(lora_run / "stages" / "00_sft"))), "save_pretrained", die)
     with pytest.raises(KeyboardInterrupt):
-        models.merge_adapter(lora_run / "stages" / "00_sft", tmp_path / "merged")
+        stage_models.merge_adapter(lora_run / "stages" / "00_sft", tmp_path / "merged")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -284,7 +284,7 @@ def test_stage_outputs_load_from_any_working_directory(two_stage, tmp_path, monk
 def test_copied_run_folder_loads_its_own_weights(two_stage, tmp_path, monkeypatch, capsys):
     """A copy whose SFT weights differ from the original's: chat, merge and (after any rlft command) plain PEFT use
     the copy's, not the original's, although the original is still in place."""
-    from rlft.models import load_for_inference
+    from rlft.stage_models import load_for_inference
 
     copy = tmp_path / "elsewhere" / "x"
     shutil.copytree(two_stage, copy)
@@ -308,7 +308,7 @@ def test_copied_run_folder_loads_its_own_weights(two_stage, tmp_path, monkeypatc
 
 def test_run_folder_from_before_base_model_relative_loads_from_elsewhere(two_stage, tmp_path, monkeypatch):
     """Run folders written by earlier rlft versions recorded the base relative to the directory the run started in."""
-    from rlft.models import load_for_inference
+    from rlft.stage_models import load_for_inference
 
     copy = tmp_path / "old"
     shutil.copytree(two_stage, copy)

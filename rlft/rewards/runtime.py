@@ -39,7 +39,7 @@ def build(stage: dict, ctx, concurrent: bool = True, stop_on_all_none: bool = Tr
     """Callables for the trainer, in recipe order: checked wrappers around functions, reward models and servers.
 
     `concurrent=False` makes async rewards synchronous (for trainers that do not await rewards). A callback in
-    `ctx.callbacks` with a `record` method (rlft.runfolder.SamplesCallback) is handed every scored batch.
+    `ctx.callbacks` with a `record` method (rlft.run_logs.SamplesCallback) is handed every scored batch.
     """
     recorder = next((c for c in getattr(ctx, "callbacks", None) or () if hasattr(c, "record")), None)
     stage_entries = entries(stage)

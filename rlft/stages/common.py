@@ -232,7 +232,7 @@ def save_stage(trainer, tokenizer, ctx: StageContext, extra: dict | None = None)
         info = {"base_model": ctx.model_source, "template": ctx.template, **(extra or {})}
         base = Path(ctx.model_source)
         if ctx.run_dir is not None and base.is_absolute() and base.is_relative_to(ctx.run_dir.absolute()):
-            # the merged previous stage: found through this path wherever the run folder is moved (models.adapter_base)
+            # the merged previous stage: found through this path wherever the run folder is moved (stage_models.adapter_base)
             info["base_model_relative"] = os.path.relpath(base, ctx.stage_dir.absolute())
         write_atomic(ctx.stage_dir / STAGE_INFO, json.dumps(info, indent=2))
 

@@ -6,7 +6,7 @@ How it differs from calling `GRPOTrainer` yourself:
   2. Every reward value is checked as it is returned (count, number, NaN/inf): a broken reward stops the run with an
      error naming it, the sample and the value, instead of training on zeros.
   3. The policy, and with `beta > 0` its KL reference, is the previous stage's output (a LoRA SFT stage is merged
-     first, see `rlft.models.policy_source`), not the base model.
+     first, see `rlft.stage_models.policy_source`), not the base model.
   4. On CPU it trains in fp32 without gradient checkpointing (TRL's defaults are bf16 + checkpointing).
 """
 

@@ -2,7 +2,7 @@
 
 Each of those stages is this module with its TRL config and trainer class: the data holds prompts (other columns reach
 the rewards as keyword arguments), `rewards:` become checked reward functions, `rewards[].weight` becomes the
-config's `reward_weights`, and the trainer starts from the previous stage's output (see `rlft.models.policy_source`).
+config's `reward_weights`, and the trainer starts from the previous stage's output (see `rlft.stage_models.policy_source`).
 """
 
 from __future__ import annotations
