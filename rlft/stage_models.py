@@ -77,7 +77,7 @@ def merge_adapter(stage_dir: Path, out_dir: Path, replace: bool = False) -> Path
         raise RlftError(f"{out_dir}: already exists; give a new folder")
     try:
         model = load_adapter_model(stage_dir, torch.float32)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RlftError) as e:  # load_causal_lm reports a missing base as an RlftError
         raise RlftError(f"{stage_dir}: cannot load the LoRA adapter over its base model: {str(e).splitlines()[0]}")
     merged = model.merge_and_unload()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
