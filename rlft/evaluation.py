@@ -34,7 +34,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from rlft import generation, hacking, models, rewards, stage_models
-from rlft.compare import load_run, read_samples
+from rlft.run_metrics import load_run, read_samples
 from rlft.errors import RlftError
 from rlft.eval_section import check, entry_name, load_prompts
 from rlft.recipe import Checker, ValidationContext

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from conftest import messages_rows, preference_rows, prompt_rows, write_jsonl, write_recipe
-from rlft.compare import compare, ema, load_run, recipe_diff, series, stage_stats
+from rlft.compare import compare, recipe_diff
+from rlft.run_metrics import ema, load_run, series, stage_stats
 from rlft.errors import RlftError
 from rlft.run import run
 
