@@ -38,6 +38,9 @@ def adapter_base(folder: Path) -> str:
             and recorded.name == "merged":
         relative = f"../{recorded.parts[-2]}/merged"  # written before base_model_relative: relative to the old cwd
     if not relative:
+        if recorded.is_absolute() and not recorded.exists():
+            raise RlftError(f"{folder}: its base model {recorded} (base_model_name_or_path in adapter_config.json) "
+                            "does not exist; restore it, or point base_model_name_or_path at a copy of it")
         return config["base_model_name_or_path"]
     base = Path(os.path.normpath(folder.absolute() / relative))
     if not (base / "config.json").is_file():
