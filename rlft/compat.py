@@ -8,7 +8,113 @@ Not here: the keyword arguments TRL passes to rewards and its log keys (rlft/rew
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import logging
+import warnings
 from pathlib import Path
+
+BNB_CPU_LOGGER = "bitsandbytes.backends.cpu.ops"
+GRADIENT_CHECKPOINTING_WARNING = "`is_gradient_checkpointing` is deprecated"
+
+
+def quiet_library_noise() -> None:
+    """Silence two library messages that say nothing about the user's run (called on `import rlft`).
+
+    bitsandbytes (CPU backend): PEFT imports bitsandbytes whenever it is installed, and its CPU backend then warns on
+    every command, from the `bitsandbytes.backends.cpu.ops` logger, that an optional speed-up kernel (the `kernels`
+    package) is missing, with or without quantization in the recipe. It has a working fallback; other bitsandbytes
+    messages still show.
+    peft 0.21 reads `model.is_gradient_checkpointing`, which transformers 5 renamed (`is_activation_checkpointing`)
+    and warns about (FutureWarning) on every LoRA run; the user can do nothing about it. Remove once PEFT reads the
+    new name.
+    """
+    logging.getLogger(BNB_CPU_LOGGER).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=GRADIENT_CHECKPOINTING_WARNING, category=FutureWarning)
+
+
+# TRL 1.16: the trainer's private methods `rlft run --profile` times (method -> profile part; None: decided per call,
+# reference or policy log-probs). They are wrapped on the trainer instance, only to time them; a method a trainer
+# lacks is skipped, so a rename in TRL would silently move its time into `other` (tests/test_compat.py catches it).
+TRL_PROFILED_METHODS = {
+    "training_step": "forward_backward",
+    "_prepare_inputs": "rollout_other",
+    "_calculate_rewards": "rewards",  # GRPOTrainer, RLOOTrainer
+    "_calculate_rewards_from_functions": "rewards",  # OnlineDPOTrainer
+    "_get_per_token_logps_and_entropies": None,  # GRPOTrainer, RLOOTrainer
+}
+
+
+def wrap_trl_trainer_methods(trainer, wrap, per_call_part) -> None:
+    """Replace each of TRL_PROFILED_METHODS the trainer has by `wrap(part, method)` on the instance.
+
+    `per_call_part(trainer, *args, **kwargs)` names the part of a call whose part is None. An offline trainer's
+    `_prepare_inputs` (no `_calculate_rewards*`: it only moves a batch to the device) is left alone.
+    """
+    rollout = any(hasattr(trainer, m) for m in ("_calculate_rewards", "_calculate_rewards_from_functions"))
+    for method, part in TRL_PROFILED_METHODS.items():
+        if not hasattr(trainer, method) or (method == "_prepare_inputs" and not rollout):
+            continue
+        if part is None:
+            part = functools.partial(per_call_part, trainer)
+        setattr(trainer, method, wrap(part, getattr(trainer, method)))
+
+
+@contextlib.contextmanager
+def merged_adapter(model):
+    """LoRA linears run with their adapter folded into a copy of the weight; originals restored on exit.
+
+    peft 0.21: `lora.Linear.forward` calls the base layer alone when `module.merged` is true, and `merged` is
+    `bool(module.merged_adapters)`. PEFT's own `merge()` adds the delta into the base weight in place (and `unmerge()`
+    subtracts it again, which is not bit-exact, and the KL reference runs on the same weights). Here the merged
+    weight is a new tensor (`get_base_layer().weight + get_delta_weight(a)`), swapped in for the call and swapped back
+    after, with `merged_adapters` set so PEFT's forward does not add the delta a second time. Skipped where PEFT's
+    forward differs from a plain matmul: adapters disabled, already merged, a live `lora_dropout` (train mode, p > 0).
+    """
+    import torch
+
+    swapped = []
+    try:
+        with torch.no_grad():
+            for module in lora_linears(model):
+                active = [a for a in module.active_adapters if a in module.lora_A]
+                if not active or module.merged or module.disable_adapters or _dropout_live(module, active):
+                    continue  # a live LoRA dropout (train mode, p > 0) samples differently: keep PEFT's forward
+                base = module.get_base_layer()
+                weight = base.weight
+                merged = weight.detach().clone()
+                for adapter in active:
+                    merged += module.get_delta_weight(adapter).to(merged.dtype)
+                base.weight = torch.nn.Parameter(merged, requires_grad=False)
+                module.merged_adapters = list(active)  # PEFT's forward then calls the base layer alone
+                swapped.append((module, base, weight))
+        yield
+    finally:
+        for module, base, weight in swapped:
+            base.weight = weight
+            module.merged_adapters = []
+
+
+def _dropout_live(module, adapters) -> bool:
+    import torch
+
+    return module.training and any(not isinstance(module.lora_dropout[a], torch.nn.Identity) for a in adapters)
+
+
+def lora_linears(model) -> list:
+    """PEFT's LoRA `Linear` layers of `model` whose base weight is a plain tensor (else none: nothing to fold)."""
+    import torch
+
+    try:
+        from peft.tuners.lora import Linear
+    except ImportError:
+        return []
+    modules = [m for m in model.modules() if isinstance(m, Linear)]
+    # Quantized (bitsandbytes) or sharded (ZeRO-3/FSDP) weights cannot be summed in place of a plain tensor.
+    if any(type(m.get_base_layer()) is not torch.nn.Linear or m.get_base_layer().weight.numel() == 0
+           for m in modules):
+        return []
+    return modules
 
 
 def reset_accelerate_state() -> None:

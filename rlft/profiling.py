@@ -15,8 +15,8 @@ Peak memory is per part and for the stage: resident set size on CPU (Linux's VmH
 through /proc/self/clear_refs), `torch.cuda.max_memory_allocated` on a GPU.
 
 How: a TrainerCallback for the optimizer and the stage's span; the unwrapped model's `generate` is wrapped on the
-instance; the trainer's own methods that make a rollout are wrapped on the instance (HOOKS below; a test fails if
-TRL renames them). The wrappers only time and pass everything through.
+instance; the trainer's own (TRL-private) methods that make a rollout are wrapped on the instance
+(compat.TRL_PROFILED_METHODS; a test fails if TRL renames them). The wrappers only time and pass everything through.
 """
 
 from __future__ import annotations
@@ -30,17 +30,11 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
+from rlft import compat
+
 PARTS = ("generation", "rewards", "reference", "policy_logprobs", "rollout_other", "forward_backward", "optimizer")
 LABELS = {"generation": "generate", "rewards": "rewards", "reference": "ref fwd", "policy_logprobs": "old logp",
           "rollout_other": "rollout", "forward_backward": "fwd+bwd", "optimizer": "optim", "other": "other"}
-# trainer method -> part it times; the methods that exist on the trainer are wrapped (GRPO and RLOO have all).
-HOOKS = {
-    "training_step": "forward_backward",
-    "_prepare_inputs": "rollout_other",
-    "_calculate_rewards": "rewards",  # GRPOTrainer, RLOOTrainer
-    "_calculate_rewards_from_functions": "rewards",  # OnlineDPOTrainer
-    "_get_per_token_logps_and_entropies": None,  # reference or policy_logprobs, decided per call
-}
 GENERATE = ("generate", "generate_batch")  # on the unwrapped model
 
 
@@ -152,13 +146,7 @@ def attach(trainer) -> Profiler:
     """Hook a profiler into a built trainer (before `train()`); returns it."""
     profiler = Profiler()
     trainer.add_callback(profiler)
-    rollout = any(hasattr(trainer, m) for m in ("_calculate_rewards", "_calculate_rewards_from_functions"))
-    for method, part in HOOKS.items():
-        if not hasattr(trainer, method) or (method == "_prepare_inputs" and not rollout):
-            continue  # an offline trainer's _prepare_inputs only moves a batch to the device
-        if method == "_get_per_token_logps_and_entropies":
-            part = functools.partial(_logprob_part, trainer)
-        setattr(trainer, method, profiler.timed(part, getattr(trainer, method)))
+    compat.wrap_trl_trainer_methods(trainer, profiler.timed, _logprob_part)
     model = trainer.accelerator.unwrap_model(trainer.model)
     for method in GENERATE:
         if hasattr(model, method):

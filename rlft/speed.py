@@ -28,6 +28,8 @@ import os
 
 import torch
 
+from rlft.compat import merged_adapter  # folds LoRA through PEFT 0.21 internals
+
 
 # Measured A/B in one process with benchmarks/generation_ab.py. On a GPU the merged copy of the weights costs memory
 # for a gain not measured yet (benchmarks/gpu_throughput.py measures it), so it stays off there.
@@ -90,48 +92,6 @@ def wrap_generate(model, merge_adapter: bool = True, share_prefix: bool = True) 
             return plain(*args, **kwargs)
 
     model.generate = generate
-
-
-@contextlib.contextmanager
-def merged_adapter(model):
-    """LoRA linears run with their adapter folded into a copy of the weight; originals restored on exit."""
-    swapped = []
-    try:
-        with torch.no_grad():
-            for module in _lora_linears(model):
-                active = [a for a in module.active_adapters if a in module.lora_A]
-                if not active or module.merged or module.disable_adapters or _dropout_live(module, active):
-                    continue  # a live LoRA dropout (train mode, p > 0) samples differently: keep PEFT's forward
-                base = module.get_base_layer()
-                weight = base.weight
-                merged = weight.detach().clone()
-                for adapter in active:
-                    merged += module.get_delta_weight(adapter).to(merged.dtype)
-                base.weight = torch.nn.Parameter(merged, requires_grad=False)
-                module.merged_adapters = list(active)  # PEFT's forward then calls the base layer alone
-                swapped.append((module, base, weight))
-        yield
-    finally:
-        for module, base, weight in swapped:
-            base.weight = weight
-            module.merged_adapters = []
-
-
-def _dropout_live(module, adapters) -> bool:
-    return module.training and any(not isinstance(module.lora_dropout[a], torch.nn.Identity) for a in adapters)
-
-
-def _lora_linears(model):
-    try:
-        from peft.tuners.lora import Linear
-    except ImportError:
-        return []
-    modules = [m for m in model.modules() if isinstance(m, Linear)]
-    # Quantized (bitsandbytes) or sharded (ZeRO-3/FSDP) weights cannot be summed in place of a plain tensor.
-    if any(type(m.get_base_layer()) is not torch.nn.Linear or m.get_base_layer().weight.numel() == 0
-           for m in modules):
-        return []
-    return modules
 
 
 def generate_shared_prefix(model, plain, input_ids=None, attention_mask=None, **kwargs):

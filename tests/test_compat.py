@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
+import re
+import warnings
 
 import numpy as np
 import pytest
@@ -117,3 +120,67 @@ def test_tied_trainable_token_head_still_lacks_bias_that_trl_reads(tiny_model_di
     assert not hasattr(head, "bias")  # still needed: PEFT's wrapper has no bias
     compat.fix_tied_token_head(model)
     assert head.bias is None
+
+
+def test_bitsandbytes_cpu_kernel_notice_still_comes_from_the_silenced_logger():
+    ops = pytest.importorskip("bitsandbytes.backends.cpu.ops")
+    assert ops.logger.name == compat.BNB_CPU_LOGGER  # renamed upstream: the notice would show again
+    assert "pip install kernels" in inspect.getsource(ops)  # gone upstream: drop the silencing
+    compat.quiet_library_noise()
+    assert not ops.logger.isEnabledFor(logging.WARNING)
+
+
+def test_peft_still_reads_is_gradient_checkpointing_and_transformers_still_warns(tiny_model_dir):
+    from peft import peft_model
+    from transformers import AutoModelForCausalLM
+
+    assert "is_gradient_checkpointing" in inspect.getsource(peft_model)  # PEFT reads the new name: drop the filter
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.is_gradient_checkpointing
+    texts = [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]
+    assert any(re.match(compat.GRADIENT_CHECKPOINTING_WARNING, t) for t in texts), texts  # filter still matches
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compat.quiet_library_noise()
+        model.is_gradient_checkpointing
+    assert not [w for w in caught if issubclass(w.category, FutureWarning)]
+
+
+@pytest.mark.parametrize("name", ["GRPOTrainer", "RLOOTrainer", "OnlineDPOTrainer"])
+def test_trl_trainer_methods_the_profiler_wraps_still_exist(name):
+    """Fails when TRL renames a method `--profile` times (its time would silently fall into `other`)."""
+    import trl
+
+    if name == "OnlineDPOTrainer":
+        from trl.experimental.online_dpo import OnlineDPOTrainer as trainer
+    else:
+        trainer = getattr(trl, name)
+    expected = {"training_step", "_prepare_inputs", "_calculate_rewards_from_functions"} if name == "OnlineDPOTrainer" \
+        else set(compat.TRL_PROFILED_METHODS) - {"_calculate_rewards_from_functions"} | {"_generate_single_turn"}
+    for method in expected:
+        assert callable(getattr(trainer, method, None)), f"{name}.{method}"
+
+
+def test_peft_lora_forward_still_skips_the_delta_when_merged_adapters_is_set():
+    """rlft folds LoRA into a weight copy and sets `merged_adapters`; PEFT must then run the base layer alone."""
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    model = get_peft_model(torch.nn.Sequential(torch.nn.Linear(8, 6)),
+                           LoraConfig(r=2, target_modules=["0"], init_lora_weights=False)).eval()
+    layer = compat.lora_linears(model)[0]
+    base = layer.get_base_layer()
+    weight = base.weight
+    x = torch.randn(3, 8)
+    with torch.no_grad():
+        unmerged = model(x)
+        assert not torch.allclose(unmerged, base(x), atol=1e-4)  # the adapter really changes the output
+        with compat.merged_adapter(model):
+            assert layer.merged and base.weight is not weight
+            merged = model(x)
+            assert torch.allclose(merged, base(x))  # PEFT called the base layer alone: no delta added twice
+        assert torch.allclose(merged, unmerged, atol=1e-5)
+        assert base.weight is weight and not layer.merged
+        assert torch.equal(model(x), unmerged)

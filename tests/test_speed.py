@@ -8,7 +8,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from rlft import speed
+from rlft import compat, speed
 
 PROMPTS = ["Hello there, how are you?", "Fix my code now!!!", "Why is the sky blue? Tell me in detail."]
 
@@ -51,9 +51,9 @@ def test_same_tokens_as_plain_generate_and_weights_untouched(lora_model):
         model.generate = plain
     for name, p in model.named_parameters():
         assert torch.equal(p, before[name]), name
-    assert not any(m.merged for m in speed._lora_linears(model))
+    assert not any(m.merged for m in compat.lora_linears(model))
     # the merge really changes what runs: the adapter's effect is in the merged weights
-    layer = speed._lora_linears(model)[0]
+    layer = compat.lora_linears(model)[0]
     original = layer.get_base_layer().weight
     with speed.merged_adapter(model):
         assert layer.merged and not torch.equal(layer.get_base_layer().weight, original)
@@ -122,8 +122,8 @@ def test_live_lora_dropout_keeps_peft_forward(tiny_model_dir):
                            LoraConfig(task_type="CAUSAL_LM", r=4, lora_dropout=0.1, target_modules="all-linear"))
     model.train()
     with speed.merged_adapter(model):
-        assert not any(m.merged for m in speed._lora_linears(model))
+        assert not any(m.merged for m in compat.lora_linears(model))
     model.eval()
     with speed.merged_adapter(model):
-        assert all(m.merged for m in speed._lora_linears(model))
-    assert not any(m.merged for m in speed._lora_linears(model))
+        assert all(m.merged for m in compat.lora_linears(model))
+    assert not any(m.merged for m in compat.lora_linears(model))
