@@ -27,6 +27,7 @@ from pathlib import Path
 
 from rlft import hacking
 from rlft.errors import RlftError
+from rlft.report import make_console
 from rlft.run_metrics import load_run, metric_key, panels, read_samples, Run, series, smoothed, stage_stats
 from rlft.runfolder import RunFolder
 
@@ -138,7 +139,6 @@ def print_report(runs: list[Run], metric: str, smooth: float, out: Path | None, 
     from rich import box
     from rich.table import Table
 
-    from rlft.report import make_console
 
     console = make_console(soft_wrap=True)  # long paths stay on one line; tables still fit the terminal
     table = Table(title=f"{metric} per run and stage (smoothed: EMA {smooth} per step; KL and length: final)",

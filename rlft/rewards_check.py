@@ -100,10 +100,8 @@ def _sample_for(stage: dict, rows, source: str, k: int, recipe: dict):
 
 def _read_completions(path: str, n: int):
     """Rows of {prompt, completion, ...} grouped by prompt; the first n prompts."""
-    from rlft.data import read_text
-
     rows = []
-    for number, line in enumerate(read_text(path).splitlines(), 1):
+    for number, line in enumerate(data.read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         try:
