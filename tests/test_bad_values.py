@@ -367,3 +367,15 @@ def test_learning_rate_written_2e_4_trains(workdir, tiny_model_dir):
     rates = [row["learning_rate"] for row in map(json.loads, (workdir / "run" / "metrics.jsonl").read_text()
                                                  .splitlines()) if "learning_rate" in row]
     assert rates and all(isinstance(r, float) and 0 < r <= 2e-4 for r in rates)
+
+
+def test_trainer_refusal_is_a_clear_error_and_the_rerun_starts(workdir, tiny_model_dir, capsys):
+    """A combination TRL's trainer refuses only when it is built (SFT's padding_free with max_length but no packing):
+    the stage and TRL's reason, exit 2, no traceback; the corrected rerun into the same folder trains."""
+    recipe = workdir / "recipe.yaml"
+    recipe.write_text(sft("padding_free: true, max_length: 64").replace("MODEL", str(tiny_model_dir)))
+    code, output = run_cli(["run", recipe, "--output-dir", workdir / "run"], capsys)
+    assert_clear(code, output, ["stages[0] (sft): TRL's SFTTrainer refused the stage's settings",
+                                "padding_free=True", "max_length"])
+    main(["run", str(recipe), "--output-dir", str(workdir / "run"), "stages.sft.args.padding_free=false"])
+    assert (workdir / "run" / "stages" / "00_sft" / "stage_complete.json").exists()

@@ -23,20 +23,26 @@ def test_cpu_defaults_are_fp32_without_checkpointing():
 
 
 def test_cpu_auto_dtype_follows_bf16_instructions(monkeypatch, tmp_path):
-    """dtype: auto on CPU is bf16 where the CPU has AMX, fp32 elsewhere (AVX512-BF16 alone included)."""
+    """dtype: auto on CPU is bf16 where the CPU has AMX; fp32 weights under bf16 autocast with AVX512-BF16 alone;
+    plain fp32 elsewhere."""
     from rlft import hardware
 
     if torch.cuda.is_available():
         pytest.skip("CPU-only check")
     monkeypatch.delenv("RLFT_CPU_BF16")
     real_read = hardware.Path.read_text
-    for flags, expected in (("fpu sse avx2 avx512f", torch.float32), ("avx512f avx512_bf16", torch.float32),
-                            ("amx_tile amx_bf16", torch.bfloat16)):
+    for flags, expected, autocast in (("fpu sse avx2 avx512f", torch.float32, False),
+                                      ("avx512f avx512_bf16", torch.float32, True),
+                                      ("amx_tile amx_bf16 avx512_bf16", torch.bfloat16, False)):
         monkeypatch.setattr(hardware.Path, "read_text", lambda self, f=flags: f"flags\t\t: {f}\n"
                             if str(self) == "/proc/cpuinfo" else real_read(self))
         assert models.pick_dtype() == expected, flags
+        assert models.cpu_autocast() is autocast, flags
+        assert models.cpu_autocast("float32") is False  # a recipe that says float32 gets plain fp32
+        assert models.precision_args(expected, models.cpu_autocast())["bf16"] is (expected == torch.bfloat16 or autocast)
+    assert models.precision_args(torch.float32, autocast=True)["use_cpu"] is True  # else TrainingArguments refuses
     monkeypatch.setenv("RLFT_CPU_BF16", "0")
-    assert models.pick_dtype() == torch.float32
+    assert models.pick_dtype() == torch.float32 and models.cpu_autocast() is False
     monkeypatch.setenv("RLFT_CPU_BF16", "1")
     assert models.pick_dtype() == torch.bfloat16
 

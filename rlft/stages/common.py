@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from rlft import models, profiling, speed
+from rlft.errors import RlftError
 from rlft.launch import launch_from_env, resolve_dtype
 from rlft.recipe import DTYPES, Checker, check_config
 from rlft.runfolder import STAGE_INFO, checkpoints_dir, write_atomic
@@ -67,10 +68,10 @@ def arg(stage: dict, key: str, config_class, defaults: dict | None = None):
     return None if found.default_factory is dataclasses.MISSING else found.default_factory()
 
 
-def default_args(dtype: torch.dtype, seed: int) -> dict:
-    """rlft's defaults under the stage's `args:`; the recipe's own values win."""
+def default_args(dtype: torch.dtype, seed: int, autocast: bool = False) -> dict:
+    """rlft's defaults under the stage's `args:`; the recipe's own values win. `autocast`: see models.cpu_autocast."""
     return {
-        **models.precision_args(dtype),
+        **models.precision_args(dtype, autocast),
         "seed": seed,
         "logging_steps": 1,
         "report_to": ["tensorboard"],
@@ -87,7 +88,7 @@ def check_args(ctx, config_class, stage: dict, path: str):
     if args is None:
         args = stage["args"] = {}
     return check_config(ctx.checker, config_class, args, f"{path}.args",
-                        defaults=_without_aliased(default_args(models.pick_dtype(dtype), seed), args),
+                        defaults=_without_aliased(default_args(models.pick_dtype(dtype), seed, models.cpu_autocast(dtype)), args),
                         output_dir=ctx.scratch_dir())
 
 
@@ -188,7 +189,8 @@ def _dtype_name(value) -> str:
 def trainer_args(config_class, stage: dict, ctx: StageContext):
     """The stage's TRL config: rlft defaults, then the recipe's `args:`, then where to write."""
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(ctx.tensorboard_dir)  # read by transformers' TensorBoardCallback
-    args = {**_without_aliased(default_args(ctx.dtype, ctx.seed), stage["args"]), **stage["args"]}
+    defaults = default_args(ctx.dtype, ctx.seed, models.cpu_autocast(ctx.recipe["dtype"]))
+    args = {**_without_aliased(defaults, stage["args"]), **stage["args"]}
     return config_class(output_dir=str(checkpoints_dir(ctx.stage_dir)), **args)
 
 
@@ -200,6 +202,17 @@ ALIASES = {"activation_checkpointing": "gradient_checkpointing",
 def _without_aliased(defaults: dict, args: dict) -> dict:
     """rlft's defaults minus those the recipe sets under their deprecated name."""
     return {k: v for k, v in defaults.items() if ALIASES.get(k) not in args}
+
+
+def build_trainer(trainer_class, stage: dict, ctx: StageContext, **kwargs):
+    """`trainer_class(**kwargs)`. TRL's trainers check combinations of settings when they are built and raise
+    ValueError (e.g. SFT's `padding_free` with `max_length` but without packing): a mistake in the recipe, reported as
+    one, naming the stage, instead of a traceback. Nothing has been written yet, so the rerun starts clean."""
+    try:
+        return trainer_class(**kwargs)
+    except ValueError as e:
+        raise RlftError(f"stages[{ctx.index}] ({stage['name']}): TRL's {trainer_class.__name__} refused the stage's "
+                        f"settings: {e}\nChange the stage's args: (or lora:, data:) as it says and run again.") from e
 
 
 def lora_config(stage: dict, new_token_ids: list[int]):

@@ -50,7 +50,8 @@ def run(stage: dict, ctx: common.StageContext, config_class, trainer_class, log_
     args_stage = {**stage, "args": {**stage["args"], "reward_weights": rewards.weights(stage)}}
     args = common.trainer_args(config_class, args_stage, ctx)  # before the model: ZeRO-3 then loads it sharded
     model = models.load_causal_lm(ctx.model_source, ctx.dtype, stage["quantization"], ctx.trust_remote_code)
-    trainer = trainer_class(
+    trainer = common.build_trainer(
+        trainer_class, stage, ctx,
         model=model,
         reward_funcs=reward_funcs,
         args=args,

@@ -57,7 +57,8 @@ def run(stage: dict, ctx: common.StageContext) -> dict:
     args = common.trainer_args(CONFIG_CLASS, stage, ctx)
     model = models.load_causal_lm(ctx.model_source, ctx.dtype, stage["quantization"], ctx.trust_remote_code)
     new_ids = models.add_special_tokens(tokenizer, model, stage["special_tokens"])
-    trainer = SFTTrainer(
+    trainer = common.build_trainer(
+        SFTTrainer, stage, ctx,
         model=model,
         args=args,
         train_dataset=train,
