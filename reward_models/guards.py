@@ -38,16 +38,21 @@ DISTINCT_ZERO = 0.5  # ... and at which it reaches 0
 RELEVANCE_FLOOR = 0.1  # relevance guard: 1 for an on-topic reply, this for one that shares nothing with the prompt
 RELEVANT_WORDS = 2  # relevance: sharing this many of the prompt's content words counts as fully on topic
 MAX_MARKER_SHARE = 0.5  # stuffing: politeness markers may make up this share of a reply's words before it bites
-OPENING_WORDS = 5  # diversity: a reply's opening is its first 5 words ("i'm sorry for your loss")
-OPENING_SHARE_OK = 0.1  # ... shared with up to 10 % of the other prompts' replies is normal ("sure, here is ...")
-OPENING_SHARE_ZERO = 0.5  # ... with half of them it is a formula, and the guard reaches DIVERSITY_FLOOR
+OPENING_WORDS = 4  # diversity: a reply's opening is its first 4 words ("i'm happy to help"): 5 let a formula hide
+#                   behind its fifth word ("i'm happy to help if" / "... help here's" / "... help you")
+OPENING_SHARE_OK = 0.05  # ... shared with up to 5 % of the other prompts' replies is normal ("sure, here is ...");
+#                          sampled replies (temperature ~0.8) vary more than greedy ones, so a formula that takes 18 %
+#                          of a policy's greedy replies showed in under 10 % of its samples: the guard bites early
+OPENING_SHARE_ZERO = 0.3  # ... with 30 % of them it is a formula, and the guard reaches DIVERSITY_FLOOR
 PHRASE_N = 4  # diversity: stock phrases are word 4-grams ...
 PHRASE_PROMPTS = 0.3  # ... found in the replies to more than 30 % of the other prompts
 STOCK_OK = 0.25  # a reply may be this much stock phrase (a closing "let me know if you ...") before it bites
 STOCK_ZERO = 0.75  # ... and is nothing but formula here
 DIVERSITY_FLOOR = 0.2  # a formula keeps a fifth of its reward: the policy learns to vary, not to go silent
 MIN_PROMPTS = 3  # fewer distinct prompts in a call than this: no judgement (nothing to compare across)
-CONDOLENCE_FACTOR = 0.2  # a condolence to someone who lost nobody is a gaffe, as costly as rudeness
+GAFFES = {"condolence", "gladness"}  # misplaced strategies that cost (a misplaced apology merely does not pay)
+CONDOLENCE_FACTOR = 0.2  # a condolence to someone who lost nobody is a gaffe, as costly as rudeness; so is gladness
+#                          at a message that brought no good news ("I'm glad to hear that" to "my card won't work")
 
 # Context fit (Brown & Levinson 1987; Danescu-Niculescu-Mizil et al. 2013): an apology redresses an offence or a
 # trouble the hearer suffers, so it is polite where the user reports one and a non sequitur elsewhere; sympathy
@@ -76,6 +81,16 @@ _TROUBLE = re.compile(r"\b(problems?|issues?|trouble|broke|broken|won'?t|can'?t|
                       r"dies|drains?|shredd\w*|destroy\w*|invalid|missed|wearing me down|no clue|don'?t understand|"
                       r"crying|sobbing|higher|expensive)\b",
                       re.IGNORECASE)
+
+# Gladness about what the user said presupposes good news (Brown & Levinson's "notice, attend to H": the reaction must
+# fit what H reported). Said to a complaint it reads as mockery; to a plain question it answers nothing that was said.
+# A policy trained on the bare strategy score found "I'm glad to hear that" as an opener for every message.
+_GLADNESS = re.compile(r"\b((glad|happy|pleased|great|good|nice|wonderful|delighted) to (hear|know|see) (that|it|this|"
+                       r"you)|that's (great|wonderful|fantastic|awesome|excellent|good) (news|to hear))\b", re.IGNORECASE)
+_GOOD_NEWS = re.compile(r"\b(work(s|ed) (now|again|perfectly|great|fine)|it worked|fixed|solved|sorted|got (the|my|a|an) "
+                        r"(job|offer|place|promotion|refund)|passed (my|the|an?)|accepted|promot\w*|engaged|married|"
+                        r"graduat\w*|finally|great news|good news|excited|thrilled|can't wait|happy|glad|proud|"
+                        r"thanks?|thank you|won|recovered|better now)\b", re.IGNORECASE)
 
 # Keywords TRL passes to every reward besides the dataset columns: rlft's one list of them.
 TRL_KEYWORDS = set(TRL_REWARD_KWARGS)
@@ -266,7 +281,7 @@ def opening(text: str, n: int = OPENING_WORDS) -> str:
     """The first ``n`` words of ``text``, lower-cased, punctuation dropped: what a formula repeats.
 
     >>> opening("I'm sorry for your loss. Your parcel ...")
-    "i'm sorry for your loss"
+    "i'm sorry for your"
     """
     return " ".join(words(text)[:n])
 
@@ -340,11 +355,16 @@ def diversity_penalty(prompts, completions, opening_words: int = OPENING_WORDS, 
 # --- context fit: the right politeness for the situation --------------------------------------------------------
 def misplaced(ask: str, reply: str) -> set[str]:
     """Politeness strategies of ``reply`` that do not fit the user's message ``ask``: "condolence" without a
-    loss, "apology" without a reported problem or mistake. An empty ``ask`` (no context) judges nothing.
+    loss, "apology" without a reported problem or mistake, "gladness" ("glad to hear that") without good news. An
+    empty ``ask`` (no context) judges nothing.
 
     >>> sorted(misplaced("Why does ice float?", "I'm sorry for your loss. Ice is less dense than water."))
     ['apology', 'condolence']
     >>> misplaced("My parcel never arrived.", "I'm sorry about that. Let's track it.")
+    set()
+    >>> misplaced("My gift card doesn't work.", "I'm glad to hear that. Try the store's help line.")
+    {'gladness'}
+    >>> misplaced("Thanks, the reset worked!", "Glad to hear it worked! Keep the backup code somewhere safe.")
     set()
     """
     if not ask.strip():
@@ -354,12 +374,14 @@ def misplaced(ask: str, reply: str) -> set[str]:
         out.add("condolence")
     if _APOLOGY.search(reply) and not _TROUBLE.search(ask) and not _LOSS.search(ask):
         out.add("apology")
+    if _GLADNESS.search(reply) and not _GOOD_NEWS.search(ask):
+        out.add("gladness")
     return out
 
 
 def context_penalty(prompts, completions, **columns) -> list[float]:
-    """TRL reward: -1 for a condolence to a message about no loss, -0.5 for an apology to a message that reports
-    no problem, 0 otherwise.
+    """TRL reward: -1 for a condolence to a message about no loss or gladness at a message without good news, -0.5
+    for an apology to a message that reports no problem, 0 otherwise.
 
     >>> context_penalty(["What is APR?", "My dog died last night.", "The lamp arrived smashed."],
     ...                 ["Sorry for your loss. APR is the yearly rate.", "I'm so sorry for your loss.",
@@ -373,5 +395,5 @@ def context_penalty(prompts, completions, **columns) -> list[float]:
     out = []
     for ask, reply in zip(asks, replies):
         wrong = misplaced(ask, reply)
-        out.append(-1.0 if "condolence" in wrong else -0.5 if wrong else 0.0)
+        out.append(-1.0 if wrong & GAFFES else -0.5 if wrong else 0.0)
     return out

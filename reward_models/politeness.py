@@ -18,9 +18,10 @@ How it works, in a few points:
    relevance to the prompt, marker stuffing, and across the batch: the same opening or stock phrase in
    front of many prompts); see ``reward_models.guards``.
 6. With the guards on it also asks whether the politeness fits the situation (context fit): an apology
-   pays only where the user reports a problem or a mistake, a condolence where they report a loss (else
-   it costs: ``CONDOLENCE_FACTOR``), and the ritual strategies (gratitude, greeting, apology, praise,
-   goodwill ...) saturate: the strongest counts in full, each further one half the one before, so
+   pays only where the user reports a problem or a mistake, a condolence where they report a loss, gladness
+   ("glad to hear that") where they bring good news (else those two cost: ``CONDOLENCE_FACTOR``), and the
+   ritual strategies (gratitude, greeting, apology, praise, goodwill ...) saturate: the strongest counts in
+   full, each further one half the one before, so
    "Hello! Thank you! Sorry! Have a great day!" is not four times as polite as "Thanks!". The fitted
    ``score`` itself is left as fitted (its cross-validated figures stay true).
 """
@@ -33,7 +34,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from reward_models.guards import (CONDOLENCE_FACTOR, GUARD_OPTIONS, MAX_MARKER_SHARE, NGRAM, RELEVANCE_FLOOR,
+from reward_models.guards import (CONDOLENCE_FACTOR, GAFFES, GUARD_OPTIONS, MAX_MARKER_SHARE, NGRAM, RELEVANCE_FLOOR,
                                   TARGET_WORDS, apply_guards, check_options, diversity_factors, misplaced, overlap,
                                   pair_texts)
 
@@ -351,7 +352,7 @@ def politeness(prompts, completions, *, guards: bool = True, target_words: int |
             found.pop("apology", None)  # said to nobody's trouble: it does not pay
         scores.append(_probability(found, model, saturate=context_fit))
         shares.append(share)
-        fit.append(CONDOLENCE_FACTOR if "condolence" in wrong else 1.0)
+        fit.append(CONDOLENCE_FACTOR if wrong & GAFFES else 1.0)
     relevances = [overlap(ask, reply) for ask, reply in zip(asks, replies)]
     log_metric = columns.get("log_metric")
     rewards = apply_guards(scores, replies, relevances, shares, target_words=target_words, ngram=ngram,

@@ -136,3 +136,25 @@ def test_no_shipped_eval_or_training_prompt_is_about_a_loss():
     for name in ("polite_eval_prompts.jsonl", "polite_prompts.jsonl"):
         asks = [json.loads(line)["prompt"][-1]["content"] for line in (root / name).read_text().splitlines()]
         assert asks and all(guards.misplaced(a, "I'm sorry for your loss.") >= {"condolence"} for a in asks)
+
+
+# (message with good news, message with a problem, a neutral question) and a reply body
+GLADNESS = [
+    ("Thanks, resetting the router worked!", "My wifi keeps dropping every evening.", "How do I reset my router?",
+     "Hold the reset button for ten seconds, then log in with the password on the label."),
+    ("I finally got the job offer!", "My job application was rejected again.", "How do I write a cover letter?",
+     "Open with the role and one result of yours that fits it, then say why this company."),
+]
+
+
+@pytest.mark.parametrize("good, trouble, neutral, body", GLADNESS)
+def test_gladness_pays_only_after_good_news(good, trouble, neutral, body):
+    glad = "I'm glad to hear that! " + body
+    fits = politeness([good] * 2, [glad, body], diversity=False)
+    for other in (trouble, neutral):
+        wrong = politeness([other] * 2, [glad, body], diversity=False)
+        assert wrong[0] < wrong[1]  # glad at a complaint or a question costs, below the plain answer
+        assert fits[0] / fits[1] > 2 * wrong[0] / wrong[1]  # appropriate beats misplaced (each against its plain reply)
+        assert guards.context_penalty([other], [glad]) == [-1.0]
+    assert fits[0] >= fits[1] - 1e-9  # after good news the gladness costs nothing
+    assert guards.context_penalty([good, trouble], [glad, "Happy to help! " + body]) == [0.0, 0.0]
