@@ -7,8 +7,8 @@ same LoRA on recipes/data/polite_prompts.jsonl, rewarded by reward_models.polite
 (WORK below: batch, group size, completion length, learning rate, KL weight). Every completion is forced to full
 length (`min_new_tokens`), so all arms generate and train on exactly the same number of tokens.
 
-  rlft          `rlft run` on a recipe whose args are WORK: rlft's defaults for the hardware underneath (dtype by
-                the CPU, no checkpointing on CPU) and its generation speed-ups (rlft/speed.py)
+  rlft          `rlft run` on a recipe whose args are WORK: rlft's defaults for the hardware underneath (dtype or bf16
+                autocast by the CPU, no checkpointing on CPU) and its generation speed-ups (rlft/speed.py)
   plain TRL     a GRPOTrainer script with the same resolved GRPOConfig rlft builds (the same arguments)
   TRL defaults  a GRPOTrainer script with TRL's own defaults plus WORK (bf16 autocast, gradient checkpointing;
                 use_cpu=True on a machine without GPU, without which those defaults refuse to start)
@@ -69,7 +69,7 @@ def plain_trl(steps: int, tiny: bool, trl_defaults: bool) -> float:
     from trl import GRPOConfig, GRPOTrainer
 
     from reward_models.politeness import politeness
-    from rlft.models import pick_dtype
+    from rlft.models import cpu_autocast, pick_dtype
     from rlft.stages.common import default_args
 
     source = model_dir(tiny)
@@ -81,7 +81,7 @@ def plain_trl(steps: int, tiny: bool, trl_defaults: bool) -> float:
         else:  # every value rlft resolves underneath on this machine
             dtype = pick_dtype("auto")
             args = GRPOConfig(output_dir=out, max_steps=steps, reward_weights=[1.0],
-                              **{**default_args(dtype, SEED), **ARGS})
+                              **{**default_args(dtype, SEED, cpu_autocast("auto")), **ARGS})
             model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
         trainer = GRPOTrainer(
             model=model,

@@ -1,19 +1,24 @@
 """SFT throughput: rlft against a plain TRL script doing the same work, measured in the same run.
 
-    python benchmarks/sft_vs_trl.py [--steps 8] [--repeats 2]
+    python benchmarks/sft_vs_trl.py [--steps 8] [--repeats 3]
 
-Prints tokens/s (training only, from each trainer's own `num_tokens` / `train_runtime`) for
-  rlft         `rlft run recipes/sft_only.yaml` (rlft's CPU defaults: dtype by the CPU, no gradient checkpointing)
+Prints tokens/s for
+  rlft         `rlft run recipes/sft_only.yaml` (rlft's CPU defaults: dtype or bf16 autocast by the CPU, no gradient
+               checkpointing)
   trl-same     a plain SFTTrainer script with the same model, data, LoRA and the same resolved arguments
   trl-defaults the same plain script with TRL's own defaults (bf16=True, gradient_checkpointing=True; plus
                use_cpu=True, without which those defaults refuse to start on a CPU-only machine)
 and the ratios rlft / trl-same (overhead; target >= 0.98) and rlft / trl-defaults (what the defaults buy).
+The rate is the steady state: training tokens (each trainer's own `num_tokens` log) over wall time from the end of
+step WARMUP_STEPS to the last step, both read from the per-step logs (rlft's metrics.jsonl, a callback in the plain
+script), so the first steps' one-off costs (page faults of a heap growing to its peak, kernel selection) weigh on
+neither side; the whole-run rate (`train_runtime`) is printed beside it.
 After one uncounted warm-up of each, rlft and trl-same alternate `--repeats` times in ABBA order, so a drift on the
 machine hits both alike; the ratio is of the medians.
 Each measurement runs in its own process.
 
 Model FLOP utilisation: the machine's matmul ceiling is measured in the same run (best of several 2048^2 GEMMs in the
-dtype rlft trains in, and in fp32 and bf16 for reference), and rlft's tokens/s is turned into model FLOP/s with
+dtype rlft trains in, and in fp32 and bf16 for reference, before and after the arms: the better of the two), and rlft's tokens/s is turned into model FLOP/s with
 ~4N FLOPs per token for LoRA (forward 2N, backward through the frozen weights 2N; the adapters' own gradients are
 negligible) or ~6N for full fine-tuning, N = the weights of every linear layer (LM head included), plus attention
 (2 x 2 x layers x hidden x mean sequence length per forward token, x3 for forward and backward). The last lines are
@@ -35,6 +40,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = ROOT / "recipes" / "sft_only.yaml"
 LAST_TOKENS = {}  # arm -> training tokens of its last measurement
+WARMUP_STEPS = 2  # steps left out of the steady-state rate
+
+
+def steady_rate(logs: list[tuple[float, float]]) -> tuple[float, float]:
+    """(tokens, seconds) from the end of step WARMUP_STEPS to the last step; `logs` = (time, num_tokens) per step."""
+    (t0, n0), (t1, n1) = logs[WARMUP_STEPS - 1], logs[-1]
+    return n1 - n0, t1 - t0
 
 
 def plain_trl(steps: int, trl_defaults: bool) -> dict:
@@ -42,7 +54,9 @@ def plain_trl(steps: int, trl_defaults: bool) -> dict:
     import yaml
     from datasets import load_dataset
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    import time
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
     from rlft.models import resolve  # only to find the same cached model folder rlft trains
@@ -59,19 +73,28 @@ def plain_trl(steps: int, trl_defaults: bool) -> dict:
         # ("Your setup doesn't support bf16/gpu"); use_cpu=True is the least a user must add to run them.
         args.update(use_cpu=True, report_to="none")
     else:  # every value rlft resolves underneath on this machine (dtype, no checkpointing on CPU, TensorBoard ...)
-        from rlft.models import pick_dtype
+        from rlft.models import cpu_autocast, pick_dtype
         from rlft.stages.common import default_args
 
-        args = {**default_args(pick_dtype(recipe.get("dtype", "auto")), recipe["seed"]), **args}
+        name = recipe.get("dtype", "auto")
+        args = {**default_args(pick_dtype(name), recipe["seed"], cpu_autocast(name)), **args}
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="float32" if trl_defaults else
                                                  pick_dtype(recipe.get("dtype", "auto")))
+    steps = []  # (time, num_tokens) of each step's log: what rlft's metrics.jsonl records
+
+    class StepTimes(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "num_tokens" in logs:
+                steps.append((time.time(), logs["num_tokens"]))
+
     with tempfile.TemporaryDirectory() as out:
         trainer = SFTTrainer(model=model, args=SFTConfig(output_dir=out, **args), train_dataset=data,
-                             processing_class=tokenizer, peft_config=LoraConfig(task_type="CAUSAL_LM", **stage["lora"]))
+                             processing_class=tokenizer, peft_config=LoraConfig(task_type="CAUSAL_LM", **stage["lora"]),
+                             callbacks=[StepTimes()])
         metrics = trainer.train().metrics
-    tokens = [log["num_tokens"] for log in trainer.state.log_history if "num_tokens" in log][-1]
-    return {"tokens": tokens, "seconds": metrics["train_runtime"]}
+    tokens, seconds = steady_rate(steps)
+    return {"tokens": tokens, "seconds": seconds, "run_tokens": steps[-1][1], "run_seconds": metrics["train_runtime"]}
 
 
 def rlft_run(steps: int) -> dict:
@@ -80,8 +103,11 @@ def rlft_run(steps: int) -> dict:
                "stages.sft.args.save_strategy=no", "stages.sft.data.eval_split=null", "--output-dir", out]
         subprocess.run(cmd, check=True, capture_output=True, text=True)
         done = json.loads((Path(out) / "stages" / "00_sft" / "stage_complete.json").read_text())
+        rows = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
+    logs = [(row["time"], row["num_tokens"]) for row in rows if "num_tokens" in row and "train_runtime" not in row]
+    tokens, seconds = steady_rate(logs)
     m = done["metrics"]
-    return {"tokens": m["train_tokens_per_second"] * m["train_runtime"], "seconds": m["train_runtime"]}
+    return {"tokens": tokens, "seconds": seconds, "run_tokens": logs[-1][1], "run_seconds": m["train_runtime"]}
 
 
 def gemm_ceiling(dtype, n: int = 2048, repeats: int = 5) -> float:
@@ -128,15 +154,17 @@ def measure(kind: str, steps: int) -> float:
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         result = json.loads(out.strip().splitlines()[-1])
     rate = result["tokens"] / result["seconds"]
-    LAST_TOKENS[kind] = result["tokens"]
-    print(f"  {kind:13s} {result['tokens']:8.0f} tokens in {result['seconds']:6.1f} s = {rate:7.1f} tokens/s", flush=True)
+    LAST_TOKENS[kind] = result["run_tokens"]
+    print(f"  {kind:13s} steps {WARMUP_STEPS + 1}-{steps}: {result['tokens']:6.0f} tokens in "
+          f"{result['seconds']:5.1f} s = {rate:6.1f} tokens/s   (whole run {result['run_tokens']:5.0f} in "
+          f"{result['run_seconds']:5.1f} s = {result['run_tokens'] / result['run_seconds']:6.1f})", flush=True)
     return rate
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=8)
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--_child", choices=["trl-same", "trl-defaults"], help=argparse.SUPPRESS)
     args = p.parse_args()
     if args._child:
@@ -145,14 +173,16 @@ def main() -> None:
     import torch
     import yaml
 
-    from rlft.models import pick_dtype
+    from rlft.models import cpu_autocast, pick_dtype
 
     recipe = yaml.safe_load(RECIPE.read_text())
-    dtype = pick_dtype(recipe.get("dtype", "auto"))
+    autocast = cpu_autocast(recipe.get("dtype", "auto"))
+    dtype = torch.bfloat16 if autocast else pick_dtype(recipe.get("dtype", "auto"))  # what the matmuls run in
     ceilings = {d: gemm_ceiling(d) for d in (torch.float32, torch.bfloat16)}
     for d, flops in ceilings.items():
-        print(f"GEMM 2048^2 {str(d).replace('torch.', ''):9s} {flops / 1e9:8.1f} GFLOP/s")
-    print(f"rlft trains in {str(dtype).replace('torch.', '')} here (dtype: auto)")
+        print(f"GEMM 2048^2 {str(d).replace('torch.', ''):9s} {flops / 1e9:8.1f} GFLOP/s (before the arms)")
+    print(f"rlft trains in {'fp32 weights under bf16 autocast' if autocast else str(dtype).replace('torch.', '')} "
+          "here (dtype: auto)")
     print("warm-up (not counted): page cache, CPU clocks")
     for kind in ("rlft", "trl-same"):
         measure(kind, args.steps)
@@ -162,6 +192,10 @@ def main() -> None:
             rates[kind].append(measure(kind, args.steps))
     defaults = measure("trl-defaults", args.steps)  # same steps: the first step's warm-up weighs on both alike
     rlft, same = statistics.median(rates["rlft"]), statistics.median(rates["trl-same"])
+    for d in ceilings:  # a neighbour's load during the first measurement would understate the ceiling
+        again = gemm_ceiling(d)
+        print(f"GEMM 2048^2 {str(d).replace('torch.', ''):9s} {again / 1e9:8.1f} GFLOP/s (after)")
+        ceilings[d] = max(ceilings[d], again)
     stage = recipe["stages"][0]
     rows = args.steps * stage["args"]["per_device_train_batch_size"]
     seq_len = LAST_TOKENS["rlft"] / rows  # mean real tokens per row
