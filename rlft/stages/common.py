@@ -204,12 +204,19 @@ def _without_aliased(defaults: dict, args: dict) -> dict:
     return {k: v for k, v in defaults.items() if ALIASES.get(k) not in args}
 
 
-def build_trainer(trainer_class, stage: dict, ctx: StageContext, **kwargs):
-    """`trainer_class(**kwargs)`. TRL's trainers check combinations of settings when they are built and raise
-    ValueError (e.g. SFT's `padding_free` with `max_length` but without packing): a mistake in the recipe, reported as
-    one, naming the stage, instead of a traceback. Nothing has been written yet, so the rerun starts clean."""
+def build_trainer(trainer_class, stage: dict, ctx: StageContext, *, model, args, tokenizer, train, evaluation,
+                  new_token_ids: list[int] = (), callbacks: list = (), **extra):
+    """The stage's TRL trainer with what every stage passes: model, args, data, tokenizer, the stage's LoRA (when it
+    takes `lora:`), the run folder's callbacks after the stage's own `callbacks`, and any `extra` keyword.
+
+    TRL's trainers check combinations of settings when they are built and raise ValueError (e.g. SFT's `padding_free`
+    with `max_length` but without packing): a mistake in the recipe, reported as one, naming the stage, instead of a
+    traceback. Nothing has been written yet, so the rerun starts clean."""
+    if "lora" in stage:
+        extra["peft_config"] = lora_config(stage, list(new_token_ids))
     try:
-        return trainer_class(**kwargs)
+        return trainer_class(model=model, args=args, train_dataset=train, eval_dataset=evaluation,
+                             processing_class=tokenizer, callbacks=[*callbacks, *ctx.callbacks], **extra)
     except ValueError as e:
         raise RlftError(f"stages[{ctx.index}] ({stage['name']}): TRL's {trainer_class.__name__} refused the stage's "
                         f"settings: {e}\nChange the stage's args: (or lora:, data:) as it says and run again.") from e

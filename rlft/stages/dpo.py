@@ -101,16 +101,8 @@ def run(stage: dict, ctx: common.StageContext) -> dict:
         train, evaluation, _ = data.load(stage["data"], ctx.recipe_dir, ("preference",), ctx.seed)
     args = common.trainer_args(CONFIG_CLASS, stage, ctx)  # before the model: ZeRO-3 then loads it sharded
     model = models.load_causal_lm(ctx.model_source, ctx.dtype, stage["quantization"], ctx.trust_remote_code)
-    trainer = common.build_trainer(
-        DPOTrainer, stage, ctx,
-        model=model,
-        args=args,
-        train_dataset=train,
-        eval_dataset=evaluation,
-        processing_class=tokenizer,
-        peft_config=common.lora_config(stage, []),
-        callbacks=ctx.callbacks,
-    )
+    trainer = common.build_trainer(DPOTrainer, stage, ctx, model=model, args=args, tokenizer=tokenizer, train=train,
+                                   evaluation=evaluation)
     if ctx.dry_run:
         return {"train_rows": len(train), **stats}
     if stats:

@@ -51,16 +51,8 @@ def run(stage: dict, ctx: common.StageContext, config_class, trainer_class, log_
     args = common.trainer_args(config_class, args_stage, ctx)  # before the model: ZeRO-3 then loads it sharded
     model = models.load_causal_lm(ctx.model_source, ctx.dtype, stage["quantization"], ctx.trust_remote_code)
     trainer = common.build_trainer(
-        trainer_class, stage, ctx,
-        model=model,
-        reward_funcs=reward_funcs,
-        args=args,
-        train_dataset=train,
-        eval_dataset=evaluation,
-        processing_class=tokenizer,
-        peft_config=common.lora_config(stage, []),
-        callbacks=[*([rewards.log_callback(reward_funcs)] if log_reward_means else []), *ctx.callbacks],
-    )
+        trainer_class, stage, ctx, model=model, args=args, tokenizer=tokenizer, train=train, evaluation=evaluation,
+        reward_funcs=reward_funcs, callbacks=[rewards.log_callback(reward_funcs)] if log_reward_means else [])
     speed.speed_up_generation(trainer)  # merged adapter + shared prompt prefill during generate (rlft.speed)
     if ctx.dry_run:
         return {"train_rows": len(train), "rewards": ", ".join(r.__name__ for r in reward_funcs)}

@@ -49,15 +49,8 @@ def run(stage: dict, ctx: common.StageContext) -> dict:
     model = AutoModelForSequenceClassification.from_pretrained(
         ctx.model_source, num_labels=1, dtype=ctx.dtype, trust_remote_code=ctx.trust_remote_code)
     model.config.pad_token_id = tokenizer.pad_token_id
-    trainer = common.build_trainer(
-        RewardTrainer, stage, ctx,
-        model=model,
-        args=args,
-        train_dataset=train,
-        eval_dataset=evaluation,
-        processing_class=tokenizer,
-        callbacks=ctx.callbacks,
-    )
+    trainer = common.build_trainer(RewardTrainer, stage, ctx, model=model, args=args, tokenizer=tokenizer, train=train,
+                                   evaluation=evaluation)
     if ctx.dry_run:
         return {"train_rows": len(train)}
     metrics = common.train(trainer, ctx)

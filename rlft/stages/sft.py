@@ -57,16 +57,8 @@ def run(stage: dict, ctx: common.StageContext) -> dict:
     args = common.trainer_args(CONFIG_CLASS, stage, ctx)
     model = models.load_causal_lm(ctx.model_source, ctx.dtype, stage["quantization"], ctx.trust_remote_code)
     new_ids = models.add_special_tokens(tokenizer, model, stage["special_tokens"])
-    trainer = common.build_trainer(
-        SFTTrainer, stage, ctx,
-        model=model,
-        args=args,
-        train_dataset=train,
-        eval_dataset=evaluation,
-        processing_class=tokenizer,
-        peft_config=common.lora_config(stage, new_ids),
-        callbacks=ctx.callbacks,
-    )
+    trainer = common.build_trainer(SFTTrainer, stage, ctx, model=model, args=args, tokenizer=tokenizer, train=train,
+                                   evaluation=evaluation, new_token_ids=new_ids)
     compat.fix_tied_token_head(trainer.model)
     if ctx.dry_run:
         return {"train_rows": len(train), "eval_rows": len(evaluation) if evaluation is not None else 0}
