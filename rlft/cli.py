@@ -112,6 +112,8 @@ def parse(argv: list[str] | None = None):
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
+    # Each command imports its module when it runs: they pull in torch and TRL (run, merge, plan, rewards, eval),
+    # uvicorn (serve-reward) or matplotlib (compare), so `rlft --help` and `rlft compare` start fast. No cycle.
     with user_errors():
         if args.command == "run":
             from rlft.run import run  # imports torch and TRL: deferred, so `rlft compare` and `--help` start fast

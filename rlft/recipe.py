@@ -234,7 +234,7 @@ def validate(raw: dict, source: str, stage_modules: dict, recipe_dir: Path, hub_
     if recipe.get("dtype") not in (None, *DTYPES):
         c.add("dtype", f"{recipe['dtype']!r} is not one of {', '.join(DTYPES)}")
     if "model" in recipe:
-        from rlft.models import check_model_spec
+        from rlft.models import check_model_spec  # imports torch: deferred, so `import rlft.recipe` stays light
 
         problem = check_model_spec(recipe["model"], recipe_dir, recipe.get("trust_remote_code") is True, hub_lookup)
         if problem:
