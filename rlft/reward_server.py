@@ -93,11 +93,13 @@ class Batcher:
                 values = await self.reward.acall(prompts, completions, **trl_extras())
             except Exception as e:  # every request of the batch gets the error
                 for *_, done in batch:
-                    done.set_exception(e)
+                    if not done.done():  # a client that gave up cancelled its future
+                        done.set_exception(e)
                 continue
             start = 0
             for _, part, done in batch:
-                done.set_result(values[start:start + len(part)])
+                if not done.done():
+                    done.set_result(values[start:start + len(part)])
                 start += len(part)
 
 

@@ -318,3 +318,23 @@ def test_a_reward_model_folder_served_in_batches(tmp_path, tiny_model_dir):
     finally:
         process.terminate()
         process.wait(timeout=60)
+
+
+def test_kwargs_that_bind_a_required_parameter_are_served(tmp_path):
+    """`--kwargs` supplying a parameter the function requires: every request is scored (was refused as missing it);
+    the URL with a trailing slash reaches the same endpoint."""
+    import asyncio
+
+    (tmp_path / "scorers.py").write_text("def near(prompts, completions, target, **kwargs):\n"
+                                         "    return [-abs(len(c) - target) for c in completions]\n")
+    process = subprocess.Popen([sys.executable, "-m", "rlft.cli", "serve-reward", "scorers.py:near", "--port", "0",
+                                "--kwargs", '{"target": 5}'], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{_port_from(process, 'http://127.0.0.1:')}"
+        for endpoint in (f"{url}/score", f"{url}/score/"):
+            remote = rewards.RemoteReward(endpoint, timeout=60)
+            assert asyncio.run(remote(prompts=["a", "b"], completions=["12345", "1"])) == [0, -4]
+    finally:
+        process.terminate()
+        process.wait(timeout=60)

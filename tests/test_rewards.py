@@ -170,6 +170,10 @@ def test_trl_reward_works_unchanged_in_grpo_signature_check():
     ("      - {url: 'http://h:99999/score'}", "'http://h:99999/score' is not a valid URL"),
     ("      - {url: 'http://h:8000/score', headers: {Authorization: Bearer abc123}}",
      "rewards[0].headers.Authorization: holds a literal secret"),
+    ("      - {url: 'http://h:8000/score', headers: {X-Api-Key: abc123}}",
+     "rewards[0].headers.X-Api-Key: holds a literal secret"),
+    ("      - {url: 'https://user:hunter2@h:8000/score'}", "rewards[0].url: holds credentials"),
+    ("      - {url: 'https://sk-abc123@h:8000/score'}", "rewards[0].url: holds credentials"),
     ("      - {url: 'http://h:8000/score', headers: {Authorization: 'Bearer ${RLFT_TEST_UNSET}'}}",
      "environment variable RLFT_TEST_UNSET is not set"),
     ("      - {url: 'http://h:8000/score', max_batch: 0}", "rewards[0].max_batch: 0 must be at least 1"),
@@ -408,3 +412,23 @@ def test_header_secrets_never_reach_the_run_folder(tmp_path, monkeypatch):
     written = "".join(p.read_text() for p in (tmp_path / "run").iterdir())
     assert "s3cr3t-value" not in written and "Bearer ${RM_TOKEN}" in written and "<redacted>" in written
     assert "s3cr3t-value" not in str(rewards.described(recipe["stages"][0]))  # rlft_stage.json's rewards
+
+
+def test_a_library_under_the_project_folder_stays_imported(tmp_path, monkeypatch):
+    """A reward file beside a project's own .venv imports a library for the first time: after loading, the user's
+    module is forgotten but the library is not (numpy and others refuse a second import in one process)."""
+    import sys
+
+    from rlft.rewards.loading import load_function
+
+    site = tmp_path / ".venv" / "site"
+    (site / "fakelib").mkdir(parents=True)
+    (site / "fakelib" / "__init__.py").write_text("VALUE = 3\n")
+    (tmp_path / "proj_rewards.py").write_text("import fakelib\n\ndef r(prompts, completions, **kw):\n"
+                                              "    return [fakelib.VALUE] * len(completions)\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, "fakelib", raising=False)
+    fn = load_function("proj_rewards.py:r", tmp_path)
+    assert fn(["p"], ["c"]) == [3]
+    assert "fakelib" in sys.modules and sys.modules["fakelib"] is fn.__globals__["fakelib"]
+    assert not any(name.startswith("proj_rewards") for name in sys.modules)

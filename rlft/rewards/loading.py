@@ -49,7 +49,7 @@ def _import(name: str, base_dir: Path):
     try:
         return _guarded(name, lambda: importlib.import_module(name))
     except ModuleNotFoundError as e:
-        if e.name is None or not name.startswith(e.name):
+        if e.name is None or not (name == e.name or name.startswith(e.name + ".")):  # not a library it imports
             raise RlftError(f"importing {name!r} failed: {error_line(e)}") from e
     except RlftError:
         raise
@@ -112,7 +112,11 @@ def _guarded(what: str, load):
 
 @contextmanager
 def _isolated(folder: Path):
-    """`folder` on the import path while the block runs; afterwards no trace of it in sys.path or sys.modules."""
+    """`folder` on the import path while the block runs; afterwards no trace of it in sys.path or sys.modules.
+
+    Only modules imported *from* `folder` (its own files and packages) are forgotten; a library the user code imported
+    for the first time stays, even when it is installed under `folder` (a project's .venv): numpy and others refuse
+    to be imported twice in one process."""
     before = set(sys.modules)
     sys.path.insert(0, str(folder))
     try:
@@ -120,8 +124,8 @@ def _isolated(folder: Path):
     finally:
         sys.path.remove(str(folder))
         for name in set(sys.modules) - before:
-            file = getattr(sys.modules[name], "__file__", None) or ""
-            if name.startswith("rlft_user_") or (file and Path(file).resolve().is_relative_to(folder)):
+            top = name.split(".")[0]
+            if name.startswith("rlft_user_") or (folder / f"{top}.py").is_file() or (folder / top).is_dir():
                 del sys.modules[name]
 
 

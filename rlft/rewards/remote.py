@@ -70,8 +70,8 @@ def url_problem(url: str) -> str | None:
         return f"{url!r} is not a valid URL ({e}); e.g. http://127.0.0.1:8000/score"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"{url!r} is not an http(s) URL with a host; e.g. http://127.0.0.1:8000/score"
-    if parts.password:
-        return "holds a password; send credentials as a header from an environment variable instead: " \
+    if parts.username or parts.password:  # https://TOKEN@host/... puts a token in the user name
+        return "holds credentials (user name or password); send credentials as a header from an environment variable instead: " \
                "headers: {Authorization: 'Bearer ${RM_TOKEN}'}"
     return None
 
@@ -85,7 +85,8 @@ def default_name(url: str) -> str:
 def health_url(url: str) -> str:
     """`/health` beside the scoring endpoint: http://h:8000/rm/score -> http://h:8000/rm/health."""
     parts = urlsplit(url)
-    base = parts.path.rsplit("/", 1)[0] if "/" in parts.path else ""
+    path = parts.path.rstrip("/")
+    base = path.rsplit("/", 1)[0] if "/" in path else ""
     return parts._replace(path=f"{base}/health", query="", fragment="").geturl()
 
 
@@ -106,7 +107,9 @@ class RemoteReward:
 
     def __init__(self, url: str, timeout: float | None = None, max_batch: int = 64, concurrency: int = 4,
                  retries: int = 3, headers: dict | None = None, name: str | None = None):
-        self.url, self.timeout = url, float(timeout or REMOTE_TIMEOUT)
+        # http://h/score/ would get a redirect (Starlette's redirect_slashes), which httpx does not follow
+        parts = urlsplit(url)
+        self.url, self.timeout = parts._replace(path=parts.path.rstrip("/")).geturl(), float(timeout or REMOTE_TIMEOUT)
         self.max_batch, self.concurrency, self.retries = max_batch, concurrency, retries
         self.headers = dict(headers or {})
         self.__name__ = name or default_name(url)

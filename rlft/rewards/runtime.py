@@ -76,6 +76,11 @@ def bind_kwargs(fn, kwargs: dict):
 
     bound.__name__ = getattr(fn, "__name__", type(fn).__name__)
     bound.__wrapped__ = fn
+    try:  # what the bound function still takes: a check of it must not ask again for what `kwargs` supplies
+        sig = inspect.signature(fn)
+        bound.__signature__ = sig.replace(parameters=[p for p in sig.parameters.values() if p.name not in kwargs])
+    except (TypeError, ValueError):  # a callable without a signature: the checks skip it anyway
+        pass
     return bound
 
 
