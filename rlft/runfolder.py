@@ -287,13 +287,17 @@ MODEL_FILES = ("config.json", "generation_config.json", "*.safetensors", "model.
 def check_export_target(source: Path, out: Path, force: bool) -> None:
     """Raise unless a model built from `source` may be written to `out` (`rlft merge --out`).
 
-    Never the run folder `source` belongs to, anything inside it or a folder holding it. An existing folder only when
-    empty, or with `force` when it holds nothing but model files (a previous merge); never a file.
+    Never the run folder `source` belongs to, anything inside it or a folder holding it, nor anything inside another
+    run folder (its next stage may load a merged model from there). An existing folder only when empty, or with
+    `force` when an earlier `rlft merge` wrote it (its rlft_stage.json says `merged_from`) and it holds nothing but
+    model files; never a file, never a model folder rlft did not merge (a base model, the GGUF cache).
     """
     out_abs, source_abs = Path(out).resolve(), Path(source).resolve()
     run = run_folder_of(source_abs) or source_abs
+    other = run_folder_of(out_abs)
     where = ("the run folder" if out_abs == run else "inside the run folder" if run in out_abs.parents
-             else "a folder that holds the run folder" if out_abs in run.parents else None)
+             else "a folder that holds the run folder" if out_abs in run.parents
+             else f"inside another run folder, {other}, whose stages may load from it; so it" if other else None)
     if where:
         raise RlftError(f"--out {out}: is {where} {run}; writing there would replace the run's files. Give a folder "
                         f"outside it, e.g. --out {run.parent / (run.name + '-merged')}")
@@ -312,6 +316,10 @@ def check_export_target(source: Path, out: Path, force: bool) -> None:
     if foreign:
         raise RlftError(f"--out {out}: --force replaces only a model folder (config.json, *.safetensors, tokenizer "
                         f"files), and this one also holds {', '.join(foreign[:5])}; move those or give a new folder")
+    if "merged_from" not in (_read_json(out_abs / STAGE_INFO) or {}):
+        raise RlftError(f"--out {out}: --force replaces only a model folder an earlier `rlft merge` wrote, and this "
+                        "one is not (no merged_from in its rlft_stage.json): it may be a base model something else "
+                        "loads. Give a new folder")
 
 
 def last_checkpoint(folder: Path, remove_partial: bool = False) -> Path | None:

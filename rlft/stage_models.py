@@ -89,9 +89,11 @@ def merge_adapter(stage_dir: Path, out_dir: Path, replace: bool = False) -> Path
         merged.save_pretrained(str(tmp), safe_serialization=True)
         load_tokenizer(str(stage_dir)).save_pretrained(str(tmp))
         info = stage_dir / STAGE_INFO
-        if info.is_file():  # the template, for chat; the adapter's base no longer applies to full weights
-            note = {k: v for k, v in json.loads(info.read_text()).items() if k != "base_model_relative"}
-            (tmp / STAGE_INFO).write_text(json.dumps(note, indent=2))
+        # the template, for chat (the adapter's base no longer applies to full weights), and what was merged: only
+        # such a folder may `rlft merge --force` replace
+        note = json.loads(info.read_text()) if info.is_file() else {}
+        note = {**{k: v for k, v in note.items() if k != "base_model_relative"}, "merged_from": str(stage_dir.resolve())}
+        (tmp / STAGE_INFO).write_text(json.dumps(note, indent=2))
         _swap_in(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
