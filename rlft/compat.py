@@ -69,7 +69,9 @@ def merged_adapter(model):
     subtracts it again, which is not bit-exact, and the KL reference runs on the same weights). Here the merged
     weight is a new tensor (`get_base_layer().weight + get_delta_weight(a)`), swapped in for the call and swapped back
     after, with `merged_adapters` set so PEFT's forward does not add the delta a second time. Skipped where PEFT's
-    forward differs from a plain matmul: adapters disabled, already merged, a live `lora_dropout` (train mode, p > 0).
+    forward differs from a plain matmul: adapters disabled, already merged, a live `lora_dropout` (train mode, p > 0),
+    a LoRA variant (DoRA and the others PEFT routes through `module.lora_variant`), `lora_bias`, and weights not in
+    fp32 (a bf16 weight plus a small delta rounds the delta away, where PEFT adds the adapter's output unrounded).
     """
     import torch
 
@@ -78,9 +80,10 @@ def merged_adapter(model):
         with torch.no_grad():
             for module in lora_linears(model):
                 active = [a for a in module.active_adapters if a in module.lora_A]
-                if not active or module.merged or module.disable_adapters or _dropout_live(module, active):
-                    continue  # a live LoRA dropout (train mode, p > 0) samples differently: keep PEFT's forward
                 base = module.get_base_layer()
+                if not active or module.merged or module.disable_adapters or _dropout_live(module, active) \
+                        or _not_plain(module, active) or base.weight.dtype != torch.float32:
+                    continue  # PEFT's forward computes something else than W + B@A here: keep it
                 weight = base.weight
                 merged = weight.detach().clone()
                 for adapter in active:
@@ -93,6 +96,13 @@ def merged_adapter(model):
         for module, base, weight in swapped:
             base.weight = weight
             module.merged_adapters = []
+
+
+def _not_plain(module, adapters) -> bool:
+    """A LoRA variant (DoRA, ...) or a LoRA bias: PEFT's forward and merge are more than `get_delta_weight`."""
+    variants = getattr(module, "lora_variant", {})
+    bias = getattr(module, "lora_bias", {})
+    return any(a in variants or bias.get(a, False) for a in adapters)
 
 
 def _dropout_live(module, adapters) -> bool:

@@ -98,17 +98,22 @@ def generate_shared_prefix(model, plain, input_ids=None, attention_mask=None, **
     """`generate` whose batch repeats each prompt k times in a row: prefill each prompt once, repeat the cache k times."""
     k = _group_size(input_ids, attention_mask)
     name = _cache_kwarg(model)
+    config = kwargs.get("generation_config") or getattr(model, "generation_config", None)
     if k <= 1 or kwargs.get("past_key_values") is not None or kwargs.get("cache") is not None \
-            or input_ids.size(1) < 2:
+            or input_ids.size(1) < 2 or getattr(config, "cache_implementation", None) is not None:
+        # a cache of our own is refused beside cache_implementation (static, ...): generate builds that one itself
         return plain(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-    from transformers import DynamicCache
+    from transformers import DynamicCache  # deferred with transformers, as the rest of this module
 
     unique_ids, unique_mask = input_ids[::k, :-1], attention_mask[::k, :-1]
     position_ids = (unique_mask.long().cumsum(-1) - 1).clamp(min=0)
     cache = DynamicCache(config=getattr(model, "config", None))
+    # the module `generate` runs (PeftModel.generate calls the base model's): the prompt's cache is computed as the
+    # completion is, outside the autocast accelerate wraps the prepared model's own forward in
+    runs = model.get_base_model() if hasattr(model, "get_base_model") else model
     with torch.no_grad():
-        model(input_ids=unique_ids, attention_mask=unique_mask, position_ids=position_ids, use_cache=True,
-              logits_to_keep=1, **{name: cache})
+        runs(input_ids=unique_ids, attention_mask=unique_mask, position_ids=position_ids, use_cache=True,
+             logits_to_keep=1, **{name: cache})
     cache.batch_repeat_interleave(k)
     return plain(input_ids=input_ids, attention_mask=attention_mask, **{name: cache}, **kwargs)
 

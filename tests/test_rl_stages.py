@@ -94,10 +94,12 @@ def test_ppo_after_lora_sft_reference_is_the_sft_policy(folder, tiny_model_dir, 
     from transformers import AutoModelForCausalLM
     from trl import GRPOTrainer
 
-    captured = []
+    captured, sped_up = [], []
     original = GRPOTrainer._generate_and_score_completions
 
     def capture(self, inputs):
+        # rlft.speed wrapped the policy's generate (functools.wraps leaves __wrapped__) on the real trainer
+        sped_up.append(hasattr(self.accelerator.unwrap_model(self.model).generate, "__wrapped__"))
         out = original(self, inputs)
         captured.append({k: v.detach().clone() for k, v in out.items() if isinstance(v, torch.Tensor)})
         return out
@@ -112,6 +114,7 @@ def test_ppo_after_lora_sft_reference_is_the_sft_policy(folder, tiny_model_dir, 
     args: {{max_steps: 2, beta: 0.5, temperature: 1.0, {GEN}}}
 """), output_dir=str(folder / "run"))
     assert lora_b_norm(root / "stages" / "01_ppo") > 0
+    assert sped_up and all(sped_up)
     args = torch.load(root / "stages" / "01_ppo" / "training_args.bin", weights_only=False)
     assert (args.scale_rewards, args.loss_type, args.num_iterations, args.beta) == ("batch", "dapo", 2, 0.5)
     batch = captured[0]

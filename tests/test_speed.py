@@ -43,12 +43,17 @@ def test_same_tokens_as_plain_generate_and_weights_untouched(lora_model):
     torch.manual_seed(1)
     sampled = plain(**kwargs, do_sample=True, temperature=1.0, top_k=0)
     speed.wrap_generate(model)
+    rows = []  # batch size of each forward: the shared prefill runs the 3 prompts once, not their 12 copies
+    hook = model.get_base_model().model.register_forward_pre_hook(  # the decoder: PEFT calls forward directly above it
+        lambda module, args, kw: rows.append(kw["input_ids"].shape[0]), with_kwargs=True)
     try:
         assert torch.equal(model.generate(**kwargs, do_sample=False), greedy)
+        assert rows[0] == len(PROMPTS) and rows[1] == 4 * len(PROMPTS), rows
         torch.manual_seed(1)
         assert torch.equal(model.generate(**kwargs, do_sample=True, temperature=1.0, top_k=0), sampled)
     finally:
         model.generate = plain
+        hook.remove()
     for name, p in model.named_parameters():
         assert torch.equal(p, before[name]), name
     assert not any(m.merged for m in compat.lora_linears(model))
