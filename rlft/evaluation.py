@@ -92,7 +92,7 @@ def evaluate(root: Path, recipe: dict, recipe_dir: Path) -> Path:
     for name, source, template in candidates:
         print(f"eval: {name}: generating {len(prompts)} answers with {source}")
         texts, lengths = generate(source, template, prompts, block["max_new_tokens"], block["batch_size"],
-                                  recipe["seed"])
+                                  recipe["seed"], models.pick_dtype(recipe.get("dtype", "auto")))
         completions = [[{"role": "assistant", "content": t}] if isinstance(p, list) else t
                        for p, t in zip(prompts, texts)]
         scores = rewards.call_all(funcs, prompts, completions, columns)
@@ -163,15 +163,16 @@ def _files(block: dict, recipe_dir: Path) -> list[Path]:
 
 # --- generation ------------------------------------------------------------------------------------------------------
 def generate(source: str, template: dict, prompts: list, max_new_tokens: int, batch_size: int,
-             seed: int) -> tuple[list[str], list[int]]:
-    """Greedy answers and their lengths in tokens (up to and including EOS) from a model folder or stage output."""
+             seed: int, dtype=None) -> tuple[list[str], list[int]]:
+    """Greedy answers and their lengths in tokens (up to and including EOS) from a model folder or stage output, in the
+    recipe's `dtype` (default: rlft's pick for the machine)."""
     from transformers import set_seed
 
     set_seed(seed)
     if stage_info(source) or Path(source, "adapter_config.json").is_file():
-        model, tokenizer = stage_models.load_for_inference(Path(source))
+        model, tokenizer = stage_models.load_for_inference(Path(source), dtype)
     else:
-        model, tokenizer = models.load_causal_lm(source, models.pick_dtype()), models.load_tokenizer(source)
+        model, tokenizer = models.load_causal_lm(source, dtype or models.pick_dtype()), models.load_tokenizer(source)
     groups = generation.generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
                                  template=template, do_sample=False)
     del model

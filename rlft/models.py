@@ -113,8 +113,13 @@ def remote_code_problem(config_path: Path, spec: str, trust_remote_code: bool, f
 def hub_problem(spec: str, recipe_dir: Path, trust_remote_code: bool) -> str | None:
     """A hub id must be in the local HF cache when offline (HF_HUB_OFFLINE), or on the hub when online (one metadata
     request, 10 s at most). Says which, and points at a local folder of a similar name."""
-    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub import constants, try_to_load_from_cache  # deferred with the hub client: a light `validate`
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
 
+    try:  # the hub's own rule for ids ('a--b', 'x..y', over 96 characters ...): its message, not a traceback
+        validate_repo_id(spec)
+    except HFValidationError as e:
+        return f"{spec!r} is not a local folder, and not a valid hub id: {e}"
     cache = os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE  # the variable as it is now, not at import
     cached = try_to_load_from_cache(spec, "config.json", cache_dir=cache)
     if isinstance(cached, str):
@@ -230,7 +235,8 @@ def pick_dtype(name: str = "auto") -> torch.dtype:
 
 def cpu_autocast(name: str = "auto") -> bool:
     """`dtype: auto` on a CPU with AVX512-BF16 but no AMX: fp32 weights, trained under bf16 autocast (rlft.hardware).
-    Generation and eval stay in fp32 there."""
+    Eval and LoRA policies' generation stay in fp32 there (they run the model outside the forward accelerate wraps in
+    autocast); a full fine-tune generates through that forward, so in bf16 autocast."""
     return name == "auto" and not torch.cuda.is_available() and cpu_bf16_autocast()
 
 

@@ -43,6 +43,8 @@ RECIPES = {
     "lr negative": (sft("learning_rate: -0.1"), ["stages[0].args.learning_rate: -0.1 is out of range", "above 0"]),
     "max_steps -5": (sft().replace("max_steps: 1", "max_steps: -5"),
                      ["stages[0].args.max_steps: -5 is out of range", "must be -1", "or at least 1"]),
+    "hub id with --": (sft(model="my--org/model"), ["model: 'my--org/model' is not a local folder, and not a valid hub id",
+                                                    "Cannot have -- or .."]),
     "max_steps 0": (sft().replace("max_steps: 1", "max_steps: 0"), ["stages[0].args.max_steps: 0 is out of range"]),
     "max_steps word": (sft().replace("max_steps: 1", "max_steps: ten"),
                        ["stages[0].args.max_steps: 'ten' is text", "SFTConfig.max_steps takes an integer"]),
@@ -312,16 +314,18 @@ def test_malformed_completions_file(content, fragments, workdir, tiny_model_dir,
     assert_clear(*run_cli(["rewards", "check", recipe, "--completions", path], capsys), fragments)
 
 
-def test_compare_out_folder_writes_inside_it(workdir, capsys):
-    """`--out FOLDER` writes FOLDER/curves.png and says so; an unknown image type is refused."""
+def test_compare_out_folder_resolves_inside_it(workdir, capsys):
+    """Where `--out` puts the image: FOLDER/curves.png for a folder (existing or ending in /); an unknown image type
+    is refused. (Writing through a real `rlft compare` is in tests/test_compare.py.)"""
     from rlft.compare import image_path
+    from rlft.errors import RlftError
 
     (workdir / "plots").mkdir()
     assert image_path(str(workdir / "plots")) == workdir / "plots" / "curves.png"
     assert image_path(str(workdir / "new") + "/") == workdir / "new" / "curves.png"
     assert image_path(str(workdir / "curves")) == workdir / "curves.png"
     assert image_path("a.svg") == Path("a.svg")
-    with pytest.raises(Exception, match=r"--out a.txt: cannot write a .txt image"):
+    with pytest.raises(RlftError, match=r"--out a.txt: cannot write a .txt image"):
         image_path("a.txt")
 
 

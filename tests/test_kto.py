@@ -67,3 +67,42 @@ stages:
     assert problems[1] == ("stages[1].data.train: word_label.jsonl: row 2: column 'label' must be true "
                            "(a desirable completion) or false, got 'no'")
     assert problems[2].startswith("stages[2].args.per_device_train_batch_size: 1: KTO estimates its KL term")
+
+
+@pytest.mark.parametrize("label", [1, 0, None, "yes"])
+def test_kto_labels_that_are_not_true_or_false_are_reported(label, tmp_path, tiny_model_dir):
+    """Datasets often use 1/0 or leave a label out: each is a row error, not a silent cast or a traceback."""
+    rows = unpaired_rows()
+    write_jsonl(tmp_path / "bad.jsonl", [rows[0], {**rows[1], "label": label}])
+    recipe = write_recipe(tmp_path / "r.yaml", f"""name: k
+model: {tiny_model_dir}
+stages:
+  - {{name: a, type: kto, data: {{train: bad.jsonl}}}}
+""")
+    with pytest.raises(RecipeError) as e:
+        load(recipe)
+    assert len(e.value.problems) == 1, e.value.problems
+    assert "stages[0].data.train: bad.jsonl" in e.value.problems[0] and "label" in e.value.problems[0]
+
+
+def test_kto_unpaired_apo_zero_takes_a_batch_of_one(tmp_path, tiny_model_dir):
+    """apo_zero_unpaired has no KL term estimated from the batch: batch size 1 is allowed there."""
+    write_jsonl(tmp_path / "ok.jsonl", unpaired_rows())
+    recipe = write_recipe(tmp_path / "r.yaml", f"""name: k
+model: {tiny_model_dir}
+stages:
+  - {{name: a, type: kto, data: {{train: ok.jsonl}}, args: {{per_device_train_batch_size: 1, loss_type: apo_zero_unpaired}}}}
+""")
+    load(recipe)
+
+
+def test_kto_random_sampling_is_refused_before_anything_loads(tmp_path, tiny_model_dir):
+    write_jsonl(tmp_path / "ok.jsonl", unpaired_rows())
+    recipe = write_recipe(tmp_path / "r.yaml", f"""name: k
+model: {tiny_model_dir}
+stages:
+  - {{name: a, type: kto, data: {{train: ok.jsonl}}, args: {{train_sampling_strategy: random}}}}
+""")
+    with pytest.raises(RecipeError) as e:
+        load(recipe)
+    assert e.value.problems[0].startswith("stages[0].args.train_sampling_strategy: 'random': KTO's KL term")

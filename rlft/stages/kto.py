@@ -37,6 +37,10 @@ def check(stage: dict, path: str, ctx) -> None:
     rewards.check_init_from(ctx, stage, path)
     common.check_lora(ctx, stage, path)
     config = common.check_args(ctx, CONFIG_CLASS, stage, path)
+    if config is not None and config.loss_type != "apo_zero_unpaired" and config.train_sampling_strategy != "sequential":
+        ctx.add(f"{path}.args.train_sampling_strategy", f"{config.train_sampling_strategy!r}: KTO's KL term pairs each "
+                "row with one precomputed in order, so TRL's KTOTrainer needs sequential (or loss_type: "
+                "apo_zero_unpaired)")
     if config is not None and config.loss_type != "apo_zero_unpaired" and config.per_device_train_batch_size < 2:
         ctx.add(f"{path}.args.per_device_train_batch_size", f"{config.per_device_train_batch_size}: KTO estimates its "
                 "KL term from the other completions of a batch, so it needs at least 2 per device")
