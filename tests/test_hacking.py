@@ -39,7 +39,9 @@ def test_every_per_model_signal_fires_on_the_hacked_set_and_not_on_the_natural_o
     assert natural["openings"]["share"] == pytest.approx(1 / len(TOPICS))
 
 
-def test_each_eval_signal_alone():
+def test_each_eval_signal_fires_on_its_own_pattern():
+    """Each constructed pattern fires its signal (others may fire beside it: a shared opening also shares phrases);
+    the verdict-level test above has every signal at once."""
     natural = hacking.text_stats(PROMPTS, NATURAL)
     fires = lambda stats, gap=None: {f["signal"] for f in hacking.eval_signals(stats, natural, gap)}
     # a third of the replies share an opening, the rest untouched

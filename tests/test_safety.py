@@ -147,6 +147,10 @@ def test_killed_merge_leaves_no_folder_that_looks_finished(lora_run, tmp_path, m
     from rlft import models, stage_models
 
     def die(*args, **kwargs):
+        # at the moment of the "kill" the weights are written, under a temporary name only: a real SIGKILL would
+        # leave that, never a folder under the real name (the clean-up after the exception is a bonus)
+        assert not (tmp_path / "merged").exists()
+        assert [p.name for p in tmp_path.glob(".merged.partial-*/model.safetensors")]
         raise KeyboardInterrupt  # stands for a kill in the middle of writing the tokenizer
 
     monkeypatch.setattr(type(models.load_tokenizer(str(lora_run / "stages" / "00_sft"))), "save_pretrained", die)
@@ -374,3 +378,19 @@ def test_accelerate_launch_of_a_bad_recipe(tmp_path):
         assert "Traceback" not in rlft_part  # rlft itself prints no traceback
         assert ("CalledProcessError" in out and "returned non-zero exit status 2" in out) == (not quiet), out
         assert ("Traceback" in out) == (not quiet), out
+
+
+def test_merge_force_never_replaces_a_base_model_or_another_runs_folder(lora_run, tiny_model_dir, tmp_path, capsys):
+    """A saved base model holds only model files, like an earlier merge, but rlft did not merge it (the default model's
+    GGUF cache is such a folder): --force refuses it. Nor may it write inside another run, whose stages load from
+    there."""
+    base = tmp_path / "base"
+    shutil.copytree(tiny_model_dir, base)
+    before = {p.name: p.read_bytes() for p in base.iterdir()}
+    refused(["merge", str(lora_run), "--out", str(base), "--force"], capsys, "--force replaces only a model folder")
+    assert {p.name: p.read_bytes() for p in base.iterdir()} == before
+    other = tmp_path / "other-run"
+    shutil.copytree(lora_run, other, symlinks=True)
+    for target in (other / "stages" / "00_sft" / "merged", other / "exports"):
+        refused(["merge", str(lora_run), "--out", str(target), "--force"], capsys, "inside another run folder")
+        assert not target.exists()
