@@ -11,7 +11,7 @@ from pathlib import Path
 from rlft import command_line
 from rlft.command_line import existing_file, folder, number, size
 from rlft.errors import RlftError, user_errors
-from rlft.runfolder import RunFolder, stage_info
+from rlft.runfolder import RunFolder, check_export_target, stage_info
 
 
 def parser() -> argparse.ArgumentParser:
@@ -112,8 +112,8 @@ def parse(argv: list[str] | None = None):
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
-    # Each command imports its module when it runs: they pull in torch and TRL (run, merge, plan, rewards, eval),
-    # uvicorn (serve-reward) or matplotlib (compare), so `rlft --help` and `rlft compare` start fast. No cycle.
+    # Each command imports its module when it runs: they pull in torch and TRL (run, merge, plan, rewards, eval) or
+    # uvicorn (serve-reward), so `rlft --help` and `rlft compare` start fast. No cycle.
     with user_errors():
         if args.command == "run":
             from rlft.run import run  # imports torch and TRL: deferred, so `rlft compare` and `--help` start fast
@@ -123,7 +123,6 @@ def main(argv: list[str] | None = None) -> None:
             validate(args.recipe, args.overrides)
         elif args.command == "merge":
             from rlft.stage_models import merge_adapter
-            from rlft.runfolder import check_export_target
 
             stage, out = stage_folder(args.path), Path(args.out)
             check_export_target(stage, out, args.force)
