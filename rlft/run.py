@@ -73,6 +73,7 @@ def _run(state, recipe_path: Path, overrides, output_dir, dry_run, fresh, profil
         digest = section_hash(previous, stage, recipe, recipe_dir)
         previous = digest
         status, checkpoint = folder.stage_state(stage_dir, digest)
+        produced = str(stage_dir)
         if status == "complete":
             summaries.append({**folder.completed_summary(stage_dir), "stage": stage["name"], "skipped": True})
         else:
@@ -99,10 +100,12 @@ def _run(state, recipe_path: Path, overrides, output_dir, dry_run, fresh, profil
             state.wait_for_everyone()
             if not dry_run:
                 folder.mark_complete(stage_dir, digest, summary)
+            else:  # nothing was trained or saved: the next stage loads what this one started from
+                produced = ctx.model_source
             summaries.append(summary)
-        outputs[stage["name"]] = str(stage_dir)
+        outputs[stage["name"]] = produced
         if STAGES[stage["type"]].POLICY:  # reward_model: the next stage starts from the policy before it
-            outputs["__last__"] = str(stage_dir)
+            outputs["__last__"] = produced
     if recipe["eval"] is not None and not dry_run:
         # generation is short next to training: one process does it, the others wait (and hear if it fails)
         on_main_process(state, "the eval", evaluation.after_run, folder.root, recipe, recipe_dir, previous)

@@ -213,6 +213,27 @@ def test_dry_run_builds_everything_and_trains_nothing(tmp_path, tiny_model_dir, 
     assert "dry run" in capsys.readouterr().out
 
 
+def test_dry_run_of_sft_then_ppo_loads_every_stage(tmp_path, tiny_model_dir, capsys):
+    """A dry run trains nothing, so the PPO stage after a LoRA SFT stage has no adapter to merge: it loads the model
+    the SFT stage started from (it used to load a half-written folder and fail with a tokenizer traceback)."""
+    from conftest import prompt_rows
+
+    write_jsonl(tmp_path / "prompts.jsonl", prompt_rows())
+    path = recipe(tmp_path, tiny_model_dir)
+    path.write_text(path.read_text() + """
+  - name: ppo
+    type: ppo
+    data: {train: prompts.jsonl}
+    rewards: [{fn: reward_models.guards:repetition_penalty}]
+    lora: {r: 4, target_modules: all-linear}
+    args: {max_steps: 1, per_device_train_batch_size: 2, num_generations: 2, max_completion_length: 4}
+""")
+    root = run(path, output_dir=str(tmp_path / "run"), dry_run=True)
+    out = capsys.readouterr().out
+    assert not (tmp_path / "run").exists() and not root.exists()
+    assert "dry run" in out and "ppo" in out
+
+
 def test_lock_hashes_dotted_module_references(tmp_path):
     from rlft.provenance import referenced_files
 
