@@ -104,10 +104,39 @@ def plot(runs: list[Run], metric: str, smooth: float, x: str, out: Path) -> list
                         "Pick one with --metric")
     fig.suptitle(f"{metric}  (faint: raw, bold: EMA smoothing {smooth} per step)", fontsize=12)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.partial")
+        fig.savefig(tmp, dpi=110, format=out.suffix[1:].lower(), **_marked(out))
+        os.replace(tmp, out)  # a complete image or none: a killed write leaves no half PNG under the name
+    except OSError as e:
+        raise RlftError(f"--out {out}: cannot write there ({e.strerror or e}); give a path you can write to") from None
+    finally:
+        plt.close(fig)
     return names
+
+
+# Written into every image `rlft compare` saves (PNG text chunk, SVG/PDF/PS creator): an existing --out file without it
+# was not written by rlft and is never replaced.
+MARK = "rlft compare"
+_MARKABLE = {"png": "Software", "svg": "Creator", "svgz": "Creator", "pdf": "Creator", "ps": "Creator", "eps": "Creator"}
+
+
+def _marked(out: Path) -> dict:
+    kind = out.suffix[1:].lower()
+    if kind in ("jpg", "jpeg"):
+        return {"pil_kwargs": {"comment": MARK}}
+    key = _MARKABLE.get(kind)
+    return {"metadata": {key: MARK}} if key else {}
+
+
+def check_out(out: Path) -> None:
+    """Refuse an --out that is a folder or a file rlft did not write (only an earlier `rlft compare` image is replaced)."""
+    if out.is_dir():
+        raise RlftError(f"--out {out}: is a folder; give an image file name, e.g. --out {out / 'curves.png'}")
+    if out.exists() and MARK.encode() not in out.read_bytes():
+        raise RlftError(f"--out {out}: this file exists and rlft did not write it, so it is left alone; give another "
+                        "--out (rlft replaces only an image an earlier rlft compare wrote)")
 
 
 def _verdict_tag(run: Run) -> str:
@@ -260,6 +289,8 @@ def compare(paths: list[str], metric: str = "reward", smooth: float = 0.9, out: 
         if labels.count(r.label) > 1:  # two runs in folders of the same name: tell them apart by their path
             r.label = str(r.path)
     png = image_path(out) if out else None
+    if png is not None:
+        check_out(png)  # before any run is plotted: a refused --out costs nothing
     names = plot(runs, metric, smooth, x, png) if png else []
     print_report(runs, metric, smooth, png, names)
     return runs

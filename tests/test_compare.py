@@ -215,3 +215,24 @@ def test_metric_nobody_logged_and_bad_smoothing(tmp_path):
     assert stage_stats(load_run(root).rows["sft"], "loss", 0.0)["best"] == pytest.approx(1 / 3)  # lower is better
     with pytest.raises(RlftError, match="--smooth 1.0"):
         compare([str(root)], smooth=1.0)
+
+
+@pytest.mark.parametrize("name", ["c.png", "c.svg", "c.jpg"])
+def test_out_replaces_only_its_own_image(tmp_path, name):
+    """--out replaces an image an earlier `rlft compare` wrote, never a file of the user's; an unwritable --out is a
+    clear error, not a traceback."""
+    run_dir = fake_run(tmp_path / "r", {"ppo": ("ppo", 5, lambda s: s)})
+    out = tmp_path / name
+    compare([str(run_dir)], out=str(out))
+    first = out.read_bytes()
+    compare([str(run_dir)], out=str(out), smooth=0.5)  # its own image: replaced
+    assert out.read_bytes() != first
+    mine = tmp_path / f"mine{out.suffix}"
+    mine.write_bytes(first.replace(b"rlft compare", b"my own plot!"))  # same format, someone else's
+    with pytest.raises(RlftError, match="rlft did not write it"):
+        compare([str(run_dir)], out=str(mine))
+    assert b"my own plot!" in mine.read_bytes()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RlftError, match="cannot write there"):
+        compare([str(run_dir)], out=str(tmp_path / "file" / name))
+    assert not list(tmp_path.glob(".*.partial"))
