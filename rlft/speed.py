@@ -10,7 +10,13 @@ machine where a step is bound by per-layer overhead and by the prompt's prefill:
   2. Shared prompt prefix: the k copies of a prompt are prefilled once; the KV cache is then repeated k times and
      `generate` continues from it. The sampled continuations are drawn exactly as before.
 
-`speed_up_generation(trainer)` installs both on the trainer's unwrapped policy (a wrapper on the instance's
+  3. Old log-probs from the sampling pass: when the PPO ratio needs the log-probs of the policy that sampled (later
+     updates on one generation batch, or num_iterations > 1), TRL runs one more forward over the whole batch. The
+     policy computed those log-probs while it sampled; a logits processor keeps them (log-softmax of the raw logits
+     over the temperature, as TRL's forward computes them) and the forward is skipped. The first batch of a run runs
+     TRL's forward as well and compares: the reuse stays on only when the two agree (SAMPLED_LOGPROB_TOLERANCE).
+
+`speed_up_generation(trainer)` installs them on the trainer's unwrapped policy (a wrapper on the instance's
 `generate`; each falls back to the plain call where it does not apply: no adapter, quantized or sharded weights, rows
 of a group that differ). It leaves vLLM and continuous batching alone. RLFT_GENERATION_SPEEDUPS=0 turns it off
 (for an A/B run, or to rule it out). Which speed-up is on depends on the hardware (HARDWARE_DEFAULTS).
@@ -34,9 +40,22 @@ from rlft.compat import merged_adapter  # folds LoRA through PEFT 0.21 internals
 # Measured A/B in one process with benchmarks/generation_ab.py. On a GPU the merged copy of the weights costs memory
 # for a gain not measured yet (benchmarks/gpu_throughput.py measures it), so it stays off there.
 HARDWARE_DEFAULTS = {
-    "cpu": {"merge_adapter": True, "share_prefix": True},
-    "gpu": {"merge_adapter": False, "share_prefix": True},
+    "cpu": {"merge_adapter": True, "share_prefix": True, "sampled_logprobs": True},
+    "gpu": {"merge_adapter": False, "share_prefix": True, "sampled_logprobs": True},
 }
+# Sampled vs recomputed old log-probs, first batch: the mean absolute difference per completion token (log-prob units)
+# above which the reuse is turned off. Rounding alone differs by less: on an AVX512-BF16 CPU rlft samples in fp32 and
+# trains under bf16 autocast, 0.035 apart on the flagship recipe (an fp32 sampler and its bf16 forward: the ratio of
+# the first update is exp(+-0.035), far inside PPO's 0.2 clip); in one dtype it is ~1e-4. A different distribution
+# differs by more: a sampling temperature off by half moves it by ~0.5.
+SAMPLED_LOGPROB_TOLERANCE = 0.1
+# Generation settings whose logits processors act before the temperature (where the recorder sits), so that the
+# sampled distribution is not the one TRL's forward computes: with any of them set the reuse stays off.
+_PRE_TEMPERATURE = {"repetition_penalty": 1.0, "encoder_repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
+                    "encoder_no_repeat_ngram_size": 0, "bad_words_ids": None, "min_length": 0, "min_new_tokens": None,
+                    "sequence_bias": None, "suppress_tokens": None, "begin_suppress_tokens": None,
+                    "forced_bos_token_id": None, "forced_eos_token_id": None,
+                    "exponential_decay_length_penalty": None, "guidance_scale": None, "watermarking_config": None}
 
 
 def speed_up_generation(trainer) -> bool:
@@ -47,8 +66,15 @@ def speed_up_generation(trainer) -> bool:
         return False
     defaults = HARDWARE_DEFAULTS["gpu" if trainer.accelerator.device.type != "cpu" else "cpu"]
     sharded = getattr(trainer, "is_deepspeed_enabled", False) or getattr(trainer, "is_fsdp_enabled", False)
+    recorder = None
+    if defaults["sampled_logprobs"] and hasattr(trainer, "_get_per_token_logps_and_entropies") and \
+            os.environ.get("RLFT_SAMPLED_LOGPROBS", "1").strip().lower() not in ("0", "false", "no", "off"):
+        recorder = SampledLogprobs(getattr(trainer, "temperature", None) or args.temperature)
+        reuse_sampled_logprobs(trainer, recorder)
+        trainer.rlft_sampled_logprobs = recorder  # its `gap` and `enabled` say how the first batch compared
     wrap_generate(trainer.accelerator.unwrap_model(trainer.model),
-                  merge_adapter=defaults["merge_adapter"] and not sharded, share_prefix=defaults["share_prefix"])
+                  merge_adapter=defaults["merge_adapter"] and not sharded, share_prefix=defaults["share_prefix"],
+                  recorder=recorder)
     return True
 
 
@@ -80,18 +106,133 @@ def vllm_problems(stage: dict, launch) -> list[tuple[str, str]]:
     return found
 
 
-def wrap_generate(model, merge_adapter: bool = True, share_prefix: bool = True) -> None:
-    """Install the speed-ups on `model.generate` (the unwrapped policy the trainer generates with)."""
+def wrap_generate(model, merge_adapter: bool = True, share_prefix: bool = True, recorder=None) -> None:
+    """Install the speed-ups on `model.generate` (the unwrapped policy the trainer generates with); `recorder`, a
+    `SampledLogprobs`, keeps the log-probs of what each call samples."""
     plain = model.generate
 
     @functools.wraps(plain)
     def generate(*args, **kwargs):
+        if recorder is not None and recorder.enabled and _samples(model, kwargs):
+            from transformers import LogitsProcessorList
+
+            recorder.start(kwargs.get("input_ids", args[0] if args else None))
+            kwargs["logits_processor"] = LogitsProcessorList([*(kwargs.get("logits_processor") or []), recorder])
         with merged_adapter(model) if merge_adapter else contextlib.nullcontext():
             if share_prefix:
-                return generate_shared_prefix(model, plain, *args, **kwargs)
-            return plain(*args, **kwargs)
+                out = generate_shared_prefix(model, plain, *args, **kwargs)
+            else:
+                out = plain(*args, **kwargs)
+        if recorder is not None and recorder.recording:
+            recorder.finish(out)
+        return out
 
     model.generate = generate
+
+
+def _samples(model, kwargs) -> bool:
+    """Plain sampling, with no logits processor before the temperature (see _PRE_TEMPERATURE)."""
+    config = kwargs.get("generation_config") or getattr(model, "generation_config", None)
+    if not getattr(config, "do_sample", False) or (getattr(config, "num_beams", 1) or 1) != 1:
+        return False
+    for name, neutral in _PRE_TEMPERATURE.items():
+        value = kwargs.get(name, getattr(config, name, None))
+        if not (value is None or value == neutral or (neutral is None and not value)):
+            return False
+    return True
+
+
+class SampledLogprobs:
+    """A logits processor that keeps log p(token) of each sampled token, as TRL's forward computes it.
+
+    Placed among the custom processors, `generate` calls it before the sampling warpers (temperature, top-k/p) on
+    each step's logits; the token it sampled shows up as the last input id of the next call (and of the returned
+    sequences for the last step), so each step keeps one log-softmax of the batch, never the logits of the whole
+    generation. `take(ids, mask)` hands the log-probs to the first forward they fit, once.
+    """
+
+    def __init__(self, temperature: float):
+        self.temperature = float(temperature or 1.0)
+        self.enabled = True
+        self.recording = False
+        self.verified = False
+        self.gap = None  # first batch: mean |sampled - recomputed| per completion token
+        self.served = 0  # forwards skipped
+        self._steps, self._last, self._prompt_len = [], None, 0
+        self.tokens = self.logprobs = None
+
+    def start(self, input_ids) -> None:
+        self.recording, self._steps, self._last = True, [], None
+        self._prompt_len = input_ids.size(1) if input_ids is not None else 0
+        self.tokens = self.logprobs = None
+
+    def __call__(self, input_ids, scores):
+        if self._last is not None:
+            self._steps.append(self._last.gather(1, input_ids[:, -1:]))
+        self._last = torch.log_softmax(scores.float() / self.temperature, dim=-1)
+        return scores
+
+    def finish(self, sequences) -> None:
+        self.recording = False
+        ids = sequences if torch.is_tensor(sequences) else getattr(sequences, "sequences", None)
+        if ids is None or self._last is None:
+            self._steps, self._last = [], None
+            return
+        self._steps.append(self._last.gather(1, ids[:, -1:]))
+        steps, self._steps, self._last = torch.cat(self._steps, dim=1), [], None
+        tokens = ids[:, self._prompt_len:]
+        if steps.size(1) == tokens.size(1):
+            self.tokens, self.logprobs = tokens, steps
+
+    def take(self, input_ids, attention_mask, logits_to_keep: int):
+        """The kept log-probs (rows, logits_to_keep) if they belong to exactly these completions, else None."""
+        tokens, logprobs, self.tokens, self.logprobs = self.tokens, self.logprobs, None, None
+        if tokens is None or tokens.size(0) != input_ids.size(0) or tokens.size(1) < logits_to_keep:
+            return None
+        tokens, logprobs = tokens[:, :logits_to_keep].to(input_ids.device), logprobs[:, :logits_to_keep]
+        live = attention_mask[:, -logits_to_keep:].bool()
+        if not torch.equal(tokens[live], input_ids[:, -logits_to_keep:][live]):
+            return None
+        return logprobs.to(input_ids.device)
+
+
+def reuse_sampled_logprobs(trainer, recorder: SampledLogprobs) -> None:
+    """Serve the trainer's old-log-prob forward (no gradient, the policy with its adapter) from `recorder`."""
+    computed = trainer._get_per_token_logps_and_entropies
+
+    @functools.wraps(computed)
+    def per_token_logps(model, input_ids, attention_mask, logits_to_keep, *args, **kwargs):
+        if torch.is_grad_enabled() or not recorder.enabled or kwargs.get("compute_entropy") \
+                or _is_reference(trainer, model):
+            return computed(model, input_ids, attention_mask, logits_to_keep, *args, **kwargs)
+        kept = recorder.take(input_ids, attention_mask, logits_to_keep)
+        if kept is None:
+            return computed(model, input_ids, attention_mask, logits_to_keep, *args, **kwargs)
+        if recorder.verified:
+            recorder.served += 1
+            return kept, None, None
+        result = computed(model, input_ids, attention_mask, logits_to_keep, *args, **kwargs)
+        live = attention_mask[:, -logits_to_keep:].bool()
+        gap = (result[0].float() - kept.float()).abs()[live].mean().item() if live.any() else 0.0
+        recorder.verified, recorder.enabled, recorder.gap = True, gap <= SAMPLED_LOGPROB_TOLERANCE, gap
+        print(f"old log-probs of the PPO ratio: {'kept while sampling' if recorder.enabled else 'recomputed'} (first "
+              f"batch: sampled vs TRL's forward differ by {gap:.2g} per token; "
+              f"{'within' if recorder.enabled else 'over'} {SAMPLED_LOGPROB_TOLERANCE})")
+        return result
+
+    trainer._get_per_token_logps_and_entropies = per_token_logps
+
+
+def _is_reference(trainer, model) -> bool:
+    """TRL's KL reference: its own ref_model, or the policy inside PEFT's disable_adapter()."""
+    if model is not None and model is getattr(trainer, "ref_model", None):
+        return True
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    for module in trainer.accelerator.unwrap_model(model).modules():
+        if isinstance(module, BaseTunerLayer):  # re-training an adapter: TRL's reference is a copy named "ref"
+            return bool(module.disable_adapters) or list(module.active_adapters) == ["ref"]
+    return False
 
 
 def generate_shared_prefix(model, plain, input_ids=None, attention_mask=None, **kwargs):

@@ -250,3 +250,59 @@ def test_polite_recipe_rewards_check_on_embedded_model(capsys):
               "--output-dir", "/nonexistent-run-folder"])
     out = capsys.readouterr().out
     assert "politeness" in out and "sampled from the recipe's model" in out
+
+
+@pytest.mark.parametrize("shift, penalty", [(0.0, 1.0), (1.0, 1.0), (0.0, 1.3)])
+def test_ppo_old_logprobs_from_sampling_equal_a_forward(folder, tiny_model_dir, monkeypatch, shift, penalty):
+    """The PPO ratio's old log-probs come from the sampling pass (rlft.speed) once the first batch agreed with TRL's
+    forward; each batch's old log-probs equal a forward of the policy that sampled it. With shift 1.0 the logits the
+    recorder sees are moved by a fixed random vector (as a logits processor placed before it would move them): the
+    first batch disagrees, the reuse turns off and TRL's forward serves every batch. A repetition penalty acts before
+    the temperature: nothing is kept at all."""
+    from trl import GRPOTrainer
+
+    from rlft import speed
+
+    plain = GRPOTrainer._get_per_token_logps_and_entropies
+    original = GRPOTrainer._generate_and_score_completions
+    record = speed.SampledLogprobs.__call__
+    offset = {}
+
+    def shifted(self, input_ids, scores):
+        if shift and "v" not in offset:
+            offset["v"] = torch.randn(scores.size(-1), generator=torch.Generator().manual_seed(0)) * shift
+        return record(self, input_ids, scores + offset["v"] if shift else scores)
+
+    monkeypatch.setattr(speed.SampledLogprobs, "__call__", shifted)
+    gaps, trainers = [], []
+
+    def capture(self, inputs):
+        out = original(self, inputs)
+        trainers.append(self)
+        ids = torch.cat([out["prompt_ids"], out["completion_ids"]], dim=1)
+        mask = torch.cat([out["prompt_mask"], out["completion_mask"]], dim=1)
+        keep = out["completion_mask"].bool()
+        with torch.no_grad():  # the policy has not been updated since it sampled this batch
+            truth, _, _ = plain(self, self.model, ids, mask, out["completion_ids"].size(1))
+        gaps.append((out["old_per_token_logps"] - truth)[keep].abs().max().item())
+        return out
+
+    monkeypatch.setattr(GRPOTrainer, "_generate_and_score_completions", capture)
+    run(recipe(folder, tiny_model_dir, f"""
+  - name: ppo
+    type: ppo
+    data: {{train: prompts.jsonl}}
+    rewards: [{{fn: my_rewards.py:length}}]
+    {LORA}
+    args: {{max_steps: 6, steps_per_generation: 1, temperature: 0.05, repetition_penalty: {penalty}, {GEN}}}
+"""), output_dir=str(folder / "run"))
+    recorder = trainers[0].rlft_sampled_logprobs
+    assert len(gaps) == 3  # num_iterations 2: a batch every 2 steps
+    assert max(gaps) < 1e-2, gaps  # every batch, served or computed: the old policy's (fp32 rounding, x20 at T 0.05)
+    if penalty != 1.0:
+        assert not recorder.verified and recorder.served == 0
+    elif not shift:
+        assert recorder.enabled and recorder.gap < 1e-3 and recorder.served == 2
+    else:
+        assert not recorder.enabled and recorder.gap > speed.SAMPLED_LOGPROB_TOLERANCE and recorder.served == 0, \
+            recorder.gap
