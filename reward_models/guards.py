@@ -38,12 +38,14 @@ DISTINCT_ZERO = 0.5  # ... and at which it reaches 0
 RELEVANCE_FLOOR = 0.1  # relevance guard: 1 for an on-topic reply, this for one that shares nothing with the prompt
 RELEVANT_WORDS = 2  # relevance: sharing this many of the prompt's content words counts as fully on topic
 MAX_MARKER_SHARE = 0.5  # stuffing: politeness markers may make up this share of a reply's words before it bites
-OPENING_WORDS = 4  # diversity: a reply's opening is its first 4 words ("i'm happy to help"): 5 let a formula hide
-#                   behind its fifth word ("i'm happy to help if" / "... help here's" / "... help you")
+OPENING_WORDS = 4  # diversity: a reply's opening is the first 4 words of its first sentence, FILLERS dropped ("happy
+#                   to help you"): 5 let a formula hide behind its fifth word ("i'm happy to help if" / "... help
+#                   here's"), and a formula shorter than 4 words behind the next sentence's first word
 OPENING_SHARE_OK = 0.05  # ... shared with up to 5 % of the other prompts' replies is normal ("sure, here is ...");
 #                          sampled replies (temperature ~0.8) vary more than greedy ones, so a formula that takes 18 %
 #                          of a policy's greedy replies showed in under 10 % of its samples: the guard bites early
-OPENING_SHARE_ZERO = 0.3  # ... with 30 % of them it is a formula, and the guard reaches DIVERSITY_FLOOR
+OPENING_SHARE_ZERO = 0.2  # ... with 20 % of them it is a formula, and the guard reaches DIVERSITY_FLOOR (at 0.3 an
+#                           opening in 11 % of a policy's samples kept 81 % of its reward and still paid)
 PHRASE_N = 4  # diversity: stock phrases are word 4-grams ...
 PHRASE_PROMPTS = 0.3  # ... found in the replies to more than 30 % of the other prompts
 STOCK_OK = 0.25  # a reply may be this much stock phrase (a closing "let me know if you ...") before it bites
@@ -85,8 +87,12 @@ _TROUBLE = re.compile(r"\b(problems?|issues?|trouble|broke|broken|won'?t|can'?t|
 # Gladness about what the user said presupposes good news (Brown & Levinson's "notice, attend to H": the reaction must
 # fit what H reported). Said to a complaint it reads as mockery; to a plain question it answers nothing that was said.
 # A policy trained on the bare strategy score found "I'm glad to hear that" as an opener for every message.
+# "I'm glad you're happy with the service" / "... enjoying the converter" / "... on board" is gladness about the user's
+# state: a flagship PPO run opened 35 of the 88 held-out replies so, to questions and complaints alike.
 _GLADNESS = re.compile(r"\b((glad|happy|pleased|great|good|nice|wonderful|delighted) to (hear|know|see) (that|it|this|"
-                       r"you)|that's (great|wonderful|fantastic|awesome|excellent|good) (news|to hear))\b", re.IGNORECASE)
+                       r"you)|that's (great|wonderful|fantastic|awesome|excellent|good) (news|to hear)|"
+                       r"(glad|happy|pleased|delighted|thrilled) (that )?you('re| are|'ve| have| like| love| enjoy)\w*)\b",
+                       re.IGNORECASE)
 _GOOD_NEWS = re.compile(r"\b(work(s|ed) (now|again|perfectly|great|fine)|it worked|fixed|solved|sorted|got (the|my|a|an) "
                         r"(job|offer|place|promotion|refund)|passed (my|the|an?)|accepted|promot\w*|engaged|married|"
                         r"graduat\w*|finally|great news|good news|excited|thrilled|can't wait|happy|glad|proud|"
@@ -277,13 +283,25 @@ def apply_guards(scores: list[float], replies: list[str], relevances: list[float
 
 
 # --- batch level: the same opening or stock phrase in front of every prompt ---------------------------------------
+# What a formula varies without changing: "I'm so sorry about that." / "I'm sorry about that." / "Sorry about that."
+# open alike. A PPO policy sampled all three across a batch (no 4-word opening common enough to bite) while its greedy
+# reply opened a quarter of the held-out prompts with the first.
+FILLERS = frozenset("i i'm im am we we're so very really truly terribly deeply extremely just quite oh ah well hey hi "
+                    "hello".split())
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s")
+
+
 def opening(text: str, n: int = OPENING_WORDS) -> str:
-    """The first ``n`` words of ``text``, lower-cased, punctuation dropped: what a formula repeats.
+    """The reply's opening as a formula repeats it: its first sentence, lower-cased, punctuation and FILLERS dropped,
+    at most ``n`` words ("Sorry about that. Guacamole ..." and "Sorry about that. Rice ..." share it).
 
     >>> opening("I'm sorry for your loss. Your parcel ...")
-    "i'm sorry for your"
+    'sorry for your loss'
+    >>> opening("I'm so sorry about that! It's usually the timing.") == opening("Sorry about that. Rinse the rice.")
+    True
     """
-    return " ".join(words(text)[:n])
+    first = _SENTENCE_END.split(text.strip(), maxsplit=1)[0]
+    return " ".join([w for w in words(first) if w not in FILLERS][:n])
 
 
 def _ramp(share: float, ok: float, zero: float, floor: float) -> float:
@@ -302,7 +320,8 @@ def formula_shares(asks: list[str], replies: list[str],
     groups = sorted(set(asks))
     if len(groups) < MIN_PROMPTS:
         return [(0.0, 0.0)] * len(replies)
-    openings = [opening(r, opening_words) if len(words(r)) >= 2 else None for r in replies]
+    openings = [opening(r, opening_words) for r in replies]
+    openings = [head if len(head.split()) >= 2 else None for head in openings]  # "Sure." alone is no formula
     count, per_prompt = {}, {}
     for ask, head in zip(asks, openings):
         per_prompt[ask] = per_prompt.get(ask, 0) + 1

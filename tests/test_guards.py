@@ -42,6 +42,21 @@ def test_a_shared_stock_phrase_is_caught_even_behind_varied_openings():
     assert guards.diversity_penalty(PROMPTS, NATURAL) == [0.0] * len(PROMPTS)
 
 
+def test_a_formula_varied_by_fillers_is_still_one_opening():
+    """A policy's samples vary a formula ("I'm so sorry about that." / "Sorry about that.") and follow it with
+    different text; the guard sees one opening, and the formula loses to the natural reply to each prompt."""
+    variants = ["I'm so sorry about that. ", "I'm sorry about that. ", "Sorry about that! ", "Oh, I'm so sorry about that. "]
+    asks = [p for p in PROMPTS for _ in range(2)]
+    replies = [r for i, n in enumerate(NATURAL)
+               for r in (variants[i % len(variants)] + n.split(" ", 1)[1], n)]
+    penalties = guards.diversity_penalty(asks, replies)
+    assert all(p < -0.5 for p in penalties[::2]) and penalties[1::2] == [0.0] * len(PROMPTS)
+    rewards = politeness(asks, replies)
+    assert all(rewards[2 * i] < rewards[2 * i + 1] for i in range(len(PROMPTS)))
+    bare = politeness(asks, replies, diversity=False)  # the apology fits some of these prompts: without the guard
+    assert any(bare[2 * i] > bare[2 * i + 1] for i in range(len(PROMPTS)))  # the formula wins there
+
+
 def test_samples_of_one_prompt_are_not_compared_with_each_other():
     # a GRPO group: 8 samples of one prompt, all opening alike, beside varied replies to other prompts
     asks = [PROMPTS[0]] * 8 + PROMPTS[1:]
@@ -147,9 +162,11 @@ GLADNESS = [
 ]
 
 
+@pytest.mark.parametrize("opener", ["I'm glad to hear that! ", "I'm so glad you're happy with it. ",
+                                    "I'm glad you're enjoying it! ", "So glad you're on board. "])
 @pytest.mark.parametrize("good, trouble, neutral, body", GLADNESS)
-def test_gladness_pays_only_after_good_news(good, trouble, neutral, body):
-    glad = "I'm glad to hear that! " + body
+def test_gladness_pays_only_after_good_news(good, trouble, neutral, body, opener):
+    glad = opener + body
     fits = politeness([good] * 2, [glad, body], diversity=False)
     for other in (trouble, neutral):
         wrong = politeness([other] * 2, [glad, body], diversity=False)
