@@ -38,9 +38,9 @@ DISTINCT_ZERO = 0.5  # ... and at which it reaches 0
 RELEVANCE_FLOOR = 0.1  # relevance guard: 1 for an on-topic reply, this for one that shares nothing with the prompt
 RELEVANT_WORDS = 2  # relevance: sharing this many of the prompt's content words counts as fully on topic
 MAX_MARKER_SHARE = 0.5  # stuffing: politeness markers may make up this share of a reply's words before it bites
-OPENING_WORDS = 4  # diversity: a reply's opening is the first 4 words of its first sentence, FILLERS dropped ("happy
-#                   to help you"): 5 let a formula hide behind its fifth word ("i'm happy to help if" / "... help
-#                   here's"), and a formula shorter than 4 words behind the next sentence's first word
+OPENING_WORDS = 3  # diversity: a reply's opening is the first 3 words of its first sentence, FILLERS dropped ("happy
+#                   to help"): with 4 a formula hid behind its fourth word ("glad to know it's" / "... know the"), with 5
+#                   behind its fifth ("i'm happy to help if" / "... help here's")
 OPENING_SHARE_OK = 0.05  # ... shared with up to 5 % of the other prompts' replies is normal ("sure, here is ...");
 #                          sampled replies (temperature ~0.8) vary more than greedy ones, so a formula that takes 18 %
 #                          of a policy's greedy replies showed in under 10 % of its samples: the guard bites early
@@ -93,6 +93,12 @@ _GLADNESS = re.compile(r"\b((glad|happy|pleased|great|good|nice|wonderful|deligh
                        r"you)|that's (great|wonderful|fantastic|awesome|excellent|good) (news|to hear)|"
                        r"(glad|happy|pleased|delighted|thrilled) (that )?you('re| are|'ve| have| like| love| enjoy)\w*)\b",
                        re.IGNORECASE)
+# Any gladness in the reply's first sentence that is not an offer ("happy to help", "glad to explain") or about the
+# question itself ("glad you asked") reacts to what the user said: "I'm glad to know it's ...", "So glad you're here."
+# Checked on the first sentence only, where a reaction goes (an email template later in a reply may say "happy").
+_GLAD_OPENING = re.compile(r"\b(glad|pleased|delighted|thrilled|happy)\b(?!\s+(to\s+(help|assist|explain|answer|show|"
+                           r"share|clarify|walk|go|look|take|do|be|work|chat|talk)|(that\s+)?you\s+asked)\b)",
+                           re.IGNORECASE)
 _GOOD_NEWS = re.compile(r"\b(work(s|ed) (now|again|perfectly|great|fine)|it worked|fixed|solved|sorted|got (the|my|a|an) "
                         r"(job|offer|place|promotion|refund)|passed (my|the|an?)|accepted|promot\w*|engaged|married|"
                         r"graduat\w*|finally|great news|good news|excited|thrilled|can't wait|happy|glad|proud|"
@@ -296,7 +302,7 @@ def opening(text: str, n: int = OPENING_WORDS) -> str:
     at most ``n`` words ("Sorry about that. Guacamole ..." and "Sorry about that. Rice ..." share it).
 
     >>> opening("I'm sorry for your loss. Your parcel ...")
-    'sorry for your loss'
+    'sorry for your'
     >>> opening("I'm so sorry about that! It's usually the timing.") == opening("Sorry about that. Rinse the rice.")
     True
     """
@@ -385,6 +391,10 @@ def misplaced(ask: str, reply: str) -> set[str]:
     {'gladness'}
     >>> misplaced("Thanks, the reset worked!", "Glad to hear it worked! Keep the backup code somewhere safe.")
     set()
+    >>> misplaced("Why is my bill so high?", "I'm so glad to know it's on your mind. Check the roaming charges.")
+    {'gladness'}
+    >>> misplaced("Why is my bill so high?", "Happy to help! Check the roaming charges. Glad you asked.")
+    set()
     """
     if not ask.strip():
         return set()
@@ -393,7 +403,8 @@ def misplaced(ask: str, reply: str) -> set[str]:
         out.add("condolence")
     if _APOLOGY.search(reply) and not _TROUBLE.search(ask) and not _LOSS.search(ask):
         out.add("apology")
-    if _GLADNESS.search(reply) and not _GOOD_NEWS.search(ask):
+    first = _SENTENCE_END.split(reply.strip(), maxsplit=1)[0]
+    if (_GLADNESS.search(reply) or _GLAD_OPENING.search(first)) and not _GOOD_NEWS.search(ask):
         out.add("gladness")
     return out
 
