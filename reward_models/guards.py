@@ -290,10 +290,11 @@ def apply_guards(scores: list[float], replies: list[str], relevances: list[float
 
 # --- batch level: the same opening or stock phrase in front of every prompt ---------------------------------------
 # What a formula varies without changing: "I'm so sorry about that." / "I'm sorry about that." / "Sorry about that."
-# open alike. A PPO policy sampled all three across a batch (no 4-word opening common enough to bite) while its greedy
-# reply opened a quarter of the held-out prompts with the first.
-FILLERS = frozenset("i i'm im am we we're so very really truly terribly deeply extremely just quite oh ah well hey hi "
-                    "hello".split())
+# open alike, and so do "Sure, I'm happy to help." / "I'd be happy to help!". A PPO policy sampled all three apologies
+# across a batch (no 4-word opening common enough to bite) while its greedy reply opened a quarter of the held-out
+# prompts with the first.
+FILLERS = frozenset("i i'm im am i'd i'll we we're be would so very really truly terribly deeply extremely just quite "
+                    "oh ah well hey hi hello sure yes yeah okay ok certainly absolutely definitely".split())
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 
 

@@ -12,8 +12,9 @@ Running ``python recipes/data/make_polite_data.py`` writes, next to this file:
 * ``polite_eval_prompts.jsonl`` held-out evaluation prompts ``{"prompt": [user]}``
 * ``polite_prefs.jsonl``        preference rows ``{"prompt", "chosen", "rejected"}``
 
-The script uses only the standard library and a fixed seed, so rerunning it
-reproduces the files byte for byte.  A self-check at the end raises if any
+The script uses only the standard library, the project's own context rule
+(``reward_models.guards.misplaced``: an apology only where the user reports a
+problem) and a fixed seed, so rerunning it reproduces the files byte for byte.  A self-check at the end raises if any
 count, disjointness, duplicate or length rule is violated.
 
 How it works
@@ -35,8 +36,12 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from collections import Counter
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for reward_models
+from reward_models.guards import misplaced  # noqa: E402
 
 SEED = 20250917
 OUT_DIR = Path(__file__).resolve().parent
@@ -117,6 +122,27 @@ CLOSERS = [
     "Happy to go into more detail if you need it.",
 ]
 CLOSER_RATE = 0.2
+
+# Softened instructions (Brown & Levinson's negative politeness: hedge the imposition). A reply body that opens with
+# a bare order ("Lower the eggs ...") reads as one, and the politeness corpus rates bare imperatives rude; the same
+# advice offered ("You can lower the eggs ...") does not. The first sentence of such a body gets one of these, drawn
+# per phrasing; the rest of the body keeps its plain steps. None starts with "I'd": after "I'd" SmolLM2 continues
+# "be happy to help", and an SFT set with "I'd suggest" in front of a tenth of its replies made that the opening of
+# a quarter of the SFT model's greedy replies.
+SOFTENERS = ["You can {v}", "You could {v}", "It usually helps to {v}", "It's best to {v}"]
+IMPERATIVE_STARTS = frozenset("start open use keep lower shift report turn write set loop group subtract take make "
+                              "wait give list plant mix do".split())
+# A brief apology in front of a complaint or frustrated phrasing whose hand-written acknowledgement has none: the
+# user reports a problem, so an apology fits there (and only there: neutral questions get none, and no reply
+# condoles with anyone).
+# Several, none common: a stock apology in front of every complaint is the formula a policy learns to repeat (with
+# five, the SFT model opened 14% of its held-out replies with one and PPO pushed that to 22%).
+# None starts with "I'm sorry": the base model's own "I'm sorry for your loss" / "I'm sorry for any confusion"
+# habit is what an SFT set full of "I'm sorry ..." feeds (the SFT model looped "sorry, I'm sorry, I'm sorry").
+APOLOGIES = ["Sorry about that.", "Sorry, that's a pain.", "Sorry it's giving you trouble.", "Sorry, that's no fun.",
+             "That's a pain, sorry.", "Sorry you've had to deal with that.", "Sorry for the hassle.",
+             "Sorry, what a nuisance."]
+APOLOGY_RATE = 0.4
 
 # ---------------------------------------------------------------------------
 # Rejected-reply templates for the preference set.
@@ -1671,12 +1697,28 @@ def pick_opener(rng: random.Random, scen: dict, tone: str, entry) -> str:
     return rng.choice(pools)
 
 
+def soften(body: str, style: random.Random) -> str:
+    """The body with its opening order offered instead ("Lower the eggs" -> "You can lower the eggs")."""
+    first, _, rest = body.partition(" ")
+    if first.lower() not in IMPERATIVE_STARTS:
+        return body
+    return f"{style.choice(SOFTENERS).format(v=first.lower())} {rest}"
+
+
 def compose_reply(rng: random.Random, scen: dict, tone: str, entry) -> str:
+    # Softening and apologies draw from their own generator, seeded by the phrasing, so that the main stream (which
+    # phrasings go to SFT and which to RL, the closers, the preference rows) is the same as before they existed.
+    style = random.Random(f"{scen['sid']}/{tone}/{user_text(entry)}")
     parts = []
     opener = pick_opener(rng, scen, tone, entry)
+    if (tone in ("complaint", "frustrated") and not any(w in opener.lower() for w in ("sorry", "apolog"))
+            and style.random() < APOLOGY_RATE):
+        apology = style.choice(APOLOGIES)
+        if not misplaced(user_text(entry), apology):  # the message names its problem in words the rule knows
+            opener = f"{apology} {opener}".strip()
     if opener:
         parts.append(opener)
-    parts.append(scen["reply"])
+    parts.append(soften(scen["reply"], style))
     text = " ".join(parts)
     if rng.random() < CLOSER_RATE and "\n" not in scen["reply"]:
         closer = rng.choice(CLOSERS)
