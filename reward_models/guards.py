@@ -59,7 +59,7 @@ CONDOLENCE_FACTOR = 0.2  # a condolence to someone who lost nobody is a gaffe, a
 # Context fit (Brown & Levinson 1987; Danescu-Niculescu-Mizil et al. 2013): an apology redresses an offence or a
 # trouble the hearer suffers, so it is polite where the user reports one and a non sequitur elsewhere; sympathy
 # for a loss (a condolence) presupposes a loss. The team's SFT replies (recipes/data) follow this: they apologise
-# to the 23 messages that report a mishap and to none of the neutral questions, and condole with nobody.
+# to the 43 messages that report a mishap (by this rule) and to none of the neutral questions, and condole with nobody.
 _CONDOLENCE = re.compile(r"\b(sorry (for|about|to hear (about|of)) (your|the|such a) loss|condolence|sympath(y|ies) "
                          r"(for|on) your loss|rest in peace|my heart goes out|passed away|(he|she|they) passed)",
                          re.IGNORECASE)
