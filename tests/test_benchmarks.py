@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = ("grpo_vs_trl.py", "sft_vs_trl.py", "generation_ab.py", "gpu_throughput.py")
+SCRIPTS = ("grpo_vs_trl.py", "sft_vs_trl.py", "generation_ab.py", "gpu_throughput.py", "ppo_profile.py")
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
