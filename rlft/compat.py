@@ -111,6 +111,19 @@ def _dropout_live(module, adapters) -> bool:
     return module.training and any(not isinstance(module.lora_dropout[a], torch.nn.Identity) for a in adapters)
 
 
+def is_trl_reference(trainer, model) -> bool:
+    """True when a log-prob pass of `trainer` (GRPO/RLOO) runs TRL's KL reference: its own `ref_model`, the policy inside
+    PEFT's `disable_adapter()`, or (re-training an existing adapter) the copy TRL activates under the name "ref"."""
+    if model is not None and model is getattr(trainer, "ref_model", None):
+        return True
+    from peft.tuners.tuners_utils import BaseTunerLayer  # peft: deferred like the rest of this module's PEFT imports
+
+    for module in trainer.accelerator.unwrap_model(model).modules():
+        if isinstance(module, BaseTunerLayer):
+            return bool(module.disable_adapters) or list(module.active_adapters) == ["ref"]
+    return False
+
+
 def lora_linears(model) -> list:
     """PEFT's LoRA `Linear` layers of `model` whose base weight is a plain tensor (else none: nothing to fold)."""
     import torch

@@ -170,19 +170,7 @@ def _logprob_part(trainer, model, *args, **kwargs) -> str | None:
     """A log-prob pass with gradient is part of the training step; without, it is the reference or old log-probs."""
     if torch.is_grad_enabled():
         return None
-    if model is getattr(trainer, "ref_model", None) and model is not None:
-        return "reference"
-    return "reference" if _adapters_disabled(trainer.accelerator.unwrap_model(model)) else "policy_logprobs"
-
-
-def _adapters_disabled(model) -> bool:
-    """True inside PEFT's `disable_adapter()` (TRL's reference for a LoRA policy)."""
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    for module in model.modules():
-        if isinstance(module, BaseTunerLayer):
-            return bool(module.disable_adapters)
-    return False
+    return "reference" if compat.is_trl_reference(trainer, model) else "policy_logprobs"
 
 
 def _proc_status() -> dict:

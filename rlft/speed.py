@@ -34,6 +34,7 @@ import os
 
 import torch
 
+from rlft import compat
 from rlft.compat import merged_adapter  # folds LoRA through PEFT 0.21 internals
 
 
@@ -203,7 +204,7 @@ def reuse_sampled_logprobs(trainer, recorder: SampledLogprobs) -> None:
     @functools.wraps(computed)
     def per_token_logps(model, input_ids, attention_mask, logits_to_keep, *args, **kwargs):
         if torch.is_grad_enabled() or not recorder.enabled or kwargs.get("compute_entropy") \
-                or _is_reference(trainer, model):
+                or compat.is_trl_reference(trainer, model):
             return computed(model, input_ids, attention_mask, logits_to_keep, *args, **kwargs)
         kept = recorder.take(input_ids, attention_mask, logits_to_keep)
         if kept is None:
@@ -221,18 +222,6 @@ def reuse_sampled_logprobs(trainer, recorder: SampledLogprobs) -> None:
         return result
 
     trainer._get_per_token_logps_and_entropies = per_token_logps
-
-
-def _is_reference(trainer, model) -> bool:
-    """TRL's KL reference: its own ref_model, or the policy inside PEFT's disable_adapter()."""
-    if model is not None and model is getattr(trainer, "ref_model", None):
-        return True
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    for module in trainer.accelerator.unwrap_model(model).modules():
-        if isinstance(module, BaseTunerLayer):  # re-training an adapter: TRL's reference is a copy named "ref"
-            return bool(module.disable_adapters) or list(module.active_adapters) == ["ref"]
-    return False
 
 
 def generate_shared_prefix(model, plain, input_ids=None, attention_mask=None, **kwargs):
