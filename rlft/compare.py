@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 from pathlib import Path
 
 from rlft import hacking
@@ -104,15 +105,22 @@ def plot(runs: list[Run], metric: str, smooth: float, x: str, out: Path) -> list
                         "Pick one with --metric")
     fig.suptitle(f"{metric}  (faint: raw, bold: EMA smoothing {smooth} per step)", fontsize=12)
     fig.tight_layout()
+    tmp = None
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.partial")
+        # a new name of our own beside --out (never an existing file), renamed over it once complete: a killed write
+        # leaves no half image under the name
+        handle, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
+        os.close(handle)
         fig.savefig(tmp, dpi=110, format=out.suffix[1:].lower(), **_marked(out))
-        os.replace(tmp, out)  # a complete image or none: a killed write leaves no half PNG under the name
+        os.replace(tmp, out)
+        tmp = None
     except OSError as e:
         raise RlftError(f"--out {out}: cannot write there ({e.strerror or e}); give a path you can write to") from None
     finally:
         plt.close(fig)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
     return names
 
 

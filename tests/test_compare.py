@@ -236,3 +236,7 @@ def test_out_replaces_only_its_own_image(tmp_path, name):
     with pytest.raises(RlftError, match="cannot write there"):
         compare([str(run_dir)], out=str(tmp_path / "file" / name))
     assert not list(tmp_path.glob(".*.partial"))
+    decoy = tmp_path / f".{name}.partial"  # a user's file under the old temporary name is never touched
+    decoy.write_text("mine")
+    compare([str(run_dir)], out=str(out))
+    assert decoy.read_text() == "mine" and len(list(tmp_path.glob(".*.partial"))) == 1
