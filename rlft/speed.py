@@ -12,9 +12,10 @@ machine where a step is bound by per-layer overhead and by the prompt's prefill:
 
   3. Old log-probs from the sampling pass: when the PPO ratio needs the log-probs of the policy that sampled (later
      updates on one generation batch, or num_iterations > 1), TRL runs one more forward over the whole batch. The
-     policy computed those log-probs while it sampled; a logits processor keeps them (log-softmax of the raw logits
-     over the temperature, as TRL's forward computes them) and the forward is skipped. The first batch of a run runs
-     TRL's forward as well and compares: the reuse stays on only when the two agree (SAMPLED_LOGPROB_TOLERANCE).
+     policy computed those log-probs while it sampled; rlft keeps them (log-softmax of the model's raw logits over
+     the temperature, as TRL's forward computes them, whatever logits processors such as a repetition penalty or
+     min_new_tokens then did to the sampling) and the forward is skipped. The first batch of a run runs TRL's forward
+     as well and compares: the reuse stays on only when the two agree (SAMPLED_LOGPROB_TOLERANCE).
 
 `speed_up_generation(trainer)` installs them on the trainer's unwrapped policy (a wrapper on the instance's
 `generate`; each falls back to the plain call where it does not apply: no adapter, quantized or sharded weights, rows
@@ -50,13 +51,6 @@ HARDWARE_DEFAULTS = {
 # the first update is exp(+-0.035), far inside PPO's 0.2 clip); in one dtype it is ~1e-4. A different distribution
 # differs by more: a sampling temperature off by half moves it by ~0.5.
 SAMPLED_LOGPROB_TOLERANCE = 0.1
-# Generation settings whose logits processors act before the temperature (where the recorder sits), so that the
-# sampled distribution is not the one TRL's forward computes: with any of them set the reuse stays off.
-_PRE_TEMPERATURE = {"repetition_penalty": 1.0, "encoder_repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
-                    "encoder_no_repeat_ngram_size": 0, "bad_words_ids": None, "min_length": 0, "min_new_tokens": None,
-                    "sequence_bias": None, "suppress_tokens": None, "begin_suppress_tokens": None,
-                    "forced_bos_token_id": None, "forced_eos_token_id": None,
-                    "exponential_decay_length_penalty": None, "guidance_scale": None, "watermarking_config": None}
 
 
 def speed_up_generation(trainer) -> bool:
@@ -114,16 +108,22 @@ def wrap_generate(model, merge_adapter: bool = True, share_prefix: bool = True, 
 
     @functools.wraps(plain)
     def generate(*args, **kwargs):
+        hook = None
         if recorder is not None and recorder.enabled and _samples(model, kwargs):
             from transformers import LogitsProcessorList
 
             recorder.start(kwargs.get("input_ids", args[0] if args else None))
             kwargs["logits_processor"] = LogitsProcessorList([*(kwargs.get("logits_processor") or []), recorder])
-        with merged_adapter(model) if merge_adapter else contextlib.nullcontext():
-            if share_prefix:
-                out = generate_shared_prefix(model, plain, *args, **kwargs)
-            else:
-                out = plain(*args, **kwargs)
+            hook = _runs(model).register_forward_hook(recorder.capture)
+        try:
+            with merged_adapter(model) if merge_adapter else contextlib.nullcontext():
+                if share_prefix:
+                    out = generate_shared_prefix(model, plain, *args, **kwargs)
+                else:
+                    out = plain(*args, **kwargs)
+        finally:
+            if hook is not None:
+                hook.remove()
         if recorder is not None and recorder.recording:
             recorder.finish(out)
         return out
@@ -132,24 +132,25 @@ def wrap_generate(model, merge_adapter: bool = True, share_prefix: bool = True, 
 
 
 def _samples(model, kwargs) -> bool:
-    """Plain sampling, with no logits processor before the temperature (see _PRE_TEMPERATURE)."""
+    """Plain sampling: one sequence per row, no beams."""
     config = kwargs.get("generation_config") or getattr(model, "generation_config", None)
-    if not getattr(config, "do_sample", False) or (getattr(config, "num_beams", 1) or 1) != 1:
-        return False
-    for name, neutral in _PRE_TEMPERATURE.items():
-        value = kwargs.get(name, getattr(config, name, None))
-        if not (value is None or value == neutral or (neutral is None and not value)):
-            return False
-    return True
+    return bool(getattr(config, "do_sample", False)) and (getattr(config, "num_beams", 1) or 1) == 1
+
+
+def _runs(model):
+    """The module whose forward `generate` calls each step (PeftModel.generate runs the base model's)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 class SampledLogprobs:
-    """A logits processor that keeps log p(token) of each sampled token, as TRL's forward computes it.
+    """Keeps log p(token) of each sampled token as TRL's forward computes it: from the model's raw logits.
 
-    Placed among the custom processors, `generate` calls it before the sampling warpers (temperature, top-k/p) on
-    each step's logits; the token it sampled shows up as the last input id of the next call (and of the returned
-    sequences for the last step), so each step keeps one log-softmax of the batch, never the logits of the whole
-    generation. `take(ids, mask)` hands the log-probs to the first forward they fit, once.
+    `capture`, a forward hook on the model `generate` runs, holds the last position's logits of each step, before any
+    logits processor (repetition penalty, min_new_tokens, ...) changes them; `generate` then calls the recorder as a
+    logits processor, once per step, and it turns them into a log-softmax over the temperature. The token sampled
+    shows up as the last input id of the next call (and of the returned sequences for the last step), so each step
+    keeps one log-softmax of the batch, never the logits of the whole generation. `take(ids, mask)` hands the
+    log-probs to the first forward they fit, once.
     """
 
     def __init__(self, temperature: float):
@@ -159,18 +160,25 @@ class SampledLogprobs:
         self.verified = False
         self.gap = None  # first batch: mean |sampled - recomputed| per completion token
         self.served = 0  # forwards skipped
-        self._steps, self._last, self._prompt_len = [], None, 0
+        self._steps, self._last, self._raw, self._prompt_len = [], None, None, 0
         self.tokens = self.logprobs = None
 
     def start(self, input_ids) -> None:
-        self.recording, self._steps, self._last = True, [], None
+        self.recording, self._steps, self._last, self._raw = True, [], None, None
         self._prompt_len = input_ids.size(1) if input_ids is not None else 0
         self.tokens = self.logprobs = None
+
+    def capture(self, module, inputs, output) -> None:
+        """Forward hook: the step's raw next-token logits."""
+        logits = output.logits if hasattr(output, "logits") else output[0]
+        self._raw = logits[:, -1, :].detach()
 
     def __call__(self, input_ids, scores):
         if self._last is not None:
             self._steps.append(self._last.gather(1, input_ids[:, -1:]))
-        self._last = torch.log_softmax(scores.float() / self.temperature, dim=-1)
+        raw = self._raw if self._raw is not None and self._raw.shape == scores.shape else scores
+        self._last = torch.log_softmax(raw.float() / self.temperature, dim=-1)
+        self._raw = None
         return scores
 
     def finish(self, sequences) -> None:
@@ -240,7 +248,7 @@ def generate_shared_prefix(model, plain, input_ids=None, attention_mask=None, **
     cache = DynamicCache(config=getattr(model, "config", None))
     # the module `generate` runs (PeftModel.generate calls the base model's): the prompt's cache is computed as the
     # completion is, outside the autocast accelerate wraps the prepared model's own forward in
-    runs = model.get_base_model() if hasattr(model, "get_base_model") else model
+    runs = _runs(model)
     with torch.no_grad():
         runs(input_ids=unique_ids, attention_mask=unique_mask, position_ids=position_ids, use_cache=True,
              logits_to_keep=1, **{name: cache})

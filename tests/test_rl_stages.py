@@ -104,7 +104,7 @@ def test_ppo_after_lora_sft_reference_is_the_sft_policy(folder, tiny_model_dir, 
         captured.append({k: v.detach().clone() for k, v in out.items() if isinstance(v, torch.Tensor)})
         return out
 
-    monkeypatch.setattr(GRPOTrainer, "_generate_and_score_completions", capture)
+    monkeypatch.setattr(GRPOTrainer, "_generate_and_score_completions", checked)
     root = run(recipe(folder, tiny_model_dir, SFT_LORA + f"""
   - name: ppo
     type: ppo
@@ -252,31 +252,33 @@ def test_polite_recipe_rewards_check_on_embedded_model(capsys):
     assert "politeness" in out and "sampled from the recipe's model" in out
 
 
-@pytest.mark.parametrize("shift, penalty", [(0.0, 1.0), (1.0, 1.0), (0.0, 1.3)])
-def test_ppo_old_logprobs_from_sampling_equal_a_forward(folder, tiny_model_dir, monkeypatch, shift, penalty):
+@pytest.mark.parametrize("shift, processors", [
+    (0.0, ""), (1.0, ""), (0.0, "repetition_penalty: 1.3, "), (0.0, "generation_kwargs: {min_new_tokens: 8}, ")])
+def test_ppo_old_logprobs_from_sampling_equal_a_forward(folder, tiny_model_dir, monkeypatch, shift, processors):
     """The PPO ratio's old log-probs come from the sampling pass (rlft.speed) once the first batch agreed with TRL's
     forward; each batch's old log-probs equal a forward of the policy that sampled it. With shift 1.0 the logits the
-    recorder sees are moved by a fixed random vector (as a logits processor placed before it would move them): the
-    first batch disagrees, the reuse turns off and TRL's forward serves every batch. A repetition penalty acts before
-    the temperature: nothing is kept at all."""
+    recorder captures are moved by a fixed random vector: the first batch disagrees, the reuse turns off and TRL's
+    forward serves every batch. A repetition penalty or min_new_tokens changes what is sampled, not what TRL's forward
+    computes: the recorder keeps the raw logits' log-probs, and the reuse stays on."""
     from trl import GRPOTrainer
 
     from rlft import speed
 
     plain = GRPOTrainer._get_per_token_logps_and_entropies
     original = GRPOTrainer._generate_and_score_completions
-    record = speed.SampledLogprobs.__call__
+    capture = speed.SampledLogprobs.capture
     offset = {}
 
-    def shifted(self, input_ids, scores):
-        if shift and "v" not in offset:
-            offset["v"] = torch.randn(scores.size(-1), generator=torch.Generator().manual_seed(0)) * shift
-        return record(self, input_ids, scores + offset["v"] if shift else scores)
+    def shifted(self, module, inputs, output):
+        capture(self, module, inputs, output)
+        if shift:
+            offset.setdefault("v", torch.randn(self._raw.size(-1), generator=torch.Generator().manual_seed(0)) * shift)
+            self._raw = self._raw + offset["v"]
 
-    monkeypatch.setattr(speed.SampledLogprobs, "__call__", shifted)
+    monkeypatch.setattr(speed.SampledLogprobs, "capture", shifted)
     gaps, trainers = [], []
 
-    def capture(self, inputs):
+    def checked(self, inputs):
         out = original(self, inputs)
         trainers.append(self)
         ids = torch.cat([out["prompt_ids"], out["completion_ids"]], dim=1)
@@ -287,21 +289,19 @@ def test_ppo_old_logprobs_from_sampling_equal_a_forward(folder, tiny_model_dir, 
         gaps.append((out["old_per_token_logps"] - truth)[keep].abs().max().item())
         return out
 
-    monkeypatch.setattr(GRPOTrainer, "_generate_and_score_completions", capture)
+    monkeypatch.setattr(GRPOTrainer, "_generate_and_score_completions", checked)
     run(recipe(folder, tiny_model_dir, f"""
   - name: ppo
     type: ppo
     data: {{train: prompts.jsonl}}
     rewards: [{{fn: my_rewards.py:length}}]
     {LORA}
-    args: {{max_steps: 6, steps_per_generation: 1, temperature: 0.05, repetition_penalty: {penalty}, {GEN}}}
+    args: {{max_steps: 6, steps_per_generation: 1, temperature: 0.05, {processors}{GEN}}}
 """), output_dir=str(folder / "run"))
     recorder = trainers[0].rlft_sampled_logprobs
     assert len(gaps) == 3  # num_iterations 2: a batch every 2 steps
     assert max(gaps) < 1e-2, gaps  # every batch, served or computed: the old policy's (fp32 rounding, x20 at T 0.05)
-    if penalty != 1.0:
-        assert not recorder.verified and recorder.served == 0
-    elif not shift:
+    if not shift:
         assert recorder.enabled and recorder.gap < 1e-3 and recorder.served == 2
     else:
         assert not recorder.enabled and recorder.gap > speed.SAMPLED_LOGPROB_TOLERANCE and recorder.served == 0, \
