@@ -104,7 +104,7 @@ def test_ppo_after_lora_sft_reference_is_the_sft_policy(folder, tiny_model_dir, 
         captured.append({k: v.detach().clone() for k, v in out.items() if isinstance(v, torch.Tensor)})
         return out
 
-    monkeypatch.setattr(GRPOTrainer, "_generate_and_score_completions", checked)
+    monkeypatch.setattr(GRPOTrainer, "_generate_and_score_completions", capture)
     root = run(recipe(folder, tiny_model_dir, SFT_LORA + f"""
   - name: ppo
     type: ppo
