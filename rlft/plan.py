@@ -30,7 +30,7 @@ from pathlib import Path
 from rlft import models
 from rlft.errors import RlftError
 from rlft.launch import GiB, Launch, launch_from_config, parse_size, resolve_dtype
-from rlft.stages import STAGES, arg, common, load
+from rlft.stages import STAGES, arg, common, load, online
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 NF4_BYTES = 0.5 + 4 / 64  # 4-bit weight + fp32 absmax per 64-weight block (bitsandbytes default, no double quant)
@@ -141,6 +141,7 @@ def stage_memory(stage: dict, shape: Shape, launch: Launch, dtype: str, reward_s
     extra = {"ref+reward": 0.0, "kv cache": 0.0}
     stype = stage["type"]
     if generates:
+        stage = online.with_generation_batch(stage, STAGES[stype].CONFIG_CLASS, launch.on_gpu)
         completion = arg(stage, "max_completion_length") or arg(stage, "max_new_tokens")  # online DPO: max_new_tokens
         seq, scored = PROMPT_TOKENS + completion, completion
         generations = b * (arg(stage, "steps_per_generation") or arg(stage, "gradient_accumulation_steps"))

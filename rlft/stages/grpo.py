@@ -7,7 +7,9 @@ How it differs from calling `GRPOTrainer` yourself:
      error naming it, the sample and the value, instead of training on zeros.
   3. The policy, and with `beta > 0` its KL reference, is the previous stage's output (a LoRA SFT stage is merged
      first, see `rlft.stage_models.policy_source`), not the base model.
-  4. On CPU it trains in fp32 without gradient checkpointing (TRL's defaults are bf16 + checkpointing).
+  4. On CPU it trains without gradient checkpointing, in the dtype the CPU is fast in (bf16 autocast with
+     AVX512-BF16, else fp32; TRL's defaults are bf16 + checkpointing), and one generation batch feeds 4 optimizer
+     steps unless the recipe sizes it (`online.with_generation_batch`).
 """
 
 from __future__ import annotations

@@ -7,8 +7,14 @@ config's `reward_weights`, and the trainer starts from the previous stage's outp
 
 from __future__ import annotations
 
+import dataclasses
+
 from rlft import data, models, rewards, speed
+from rlft.launch import launch_from_env
 from rlft.stages import common
+
+# Optimizer steps fed by one generation batch on a CPU when the recipe does not say (see with_generation_batch).
+CPU_STEPS_PER_GENERATION = 4
 
 FORMATS = ("prompt",)
 STAGE_KEYS = {
@@ -25,7 +31,31 @@ def check(stage: dict, path: str, ctx, config_class):
     rewards.check(ctx, stage, path, columns)
     rewards.check_init_from(ctx, stage, path)
     common.check_lora(ctx, stage, path)
-    return common.check_args(ctx, config_class, stage, path)
+    merged = with_generation_batch(stage, config_class)
+    config = common.check_args(ctx, config_class, merged, path)
+    # the check converted numbers written as text in the merged copy; the run reads `stage`
+    stage["args"] = {k: merged["args"][k] for k in stage.get("args") or {}}
+    return config
+
+
+def with_generation_batch(stage: dict, config_class, on_gpu: bool | None = None) -> dict:
+    """The stage with rlft's generation batch for the hardware under its `args:` (the recipe's own values win).
+
+    On a CPU, transformers' `generate` is bound by reading the weights once per new token whatever the batch, so a
+    batch 4x larger costs far less than 4x (benchmarks/generation_ab.py): unless the recipe sets
+    `steps_per_generation` or `generation_batch_size`, one generation batch feeds CPU_STEPS_PER_GENERATION optimizer
+    steps (TRL's default: one). The later steps train on samples of a slightly older policy, which the PPO ratio
+    and its clip account for; rlft keeps their old log-probs from the sampling pass (rlft.speed). With the vLLM or
+    continuous-batching generators, or on a GPU (`on_gpu`; default: this launch's), TRL's default stays.
+    """
+    args = stage.get("args") or {}
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    if "steps_per_generation" not in fields or (launch_from_env().on_gpu if on_gpu is None else on_gpu) or \
+            any(args.get(k) for k in ("steps_per_generation", "generation_batch_size", "use_vllm",
+                                      "use_transformers_continuous_batching")):
+        return stage
+    accumulation = args.get("gradient_accumulation_steps") or 1
+    return {**stage, "args": {"steps_per_generation": CPU_STEPS_PER_GENERATION * accumulation, **args}}
 
 
 def check_data(stage: dict, path: str, ctx, formats: tuple[str, ...], example: str) -> list[str] | None:
@@ -46,6 +76,7 @@ def run(stage: dict, ctx: common.StageContext, config_class, trainer_class, log_
     """
     tokenizer = models.load_tokenizer(ctx.model_source, ctx.trust_remote_code)
     train, evaluation, _ = data.load(stage["data"], ctx.recipe_dir, FORMATS, ctx.seed)
+    stage = with_generation_batch(stage, config_class)
     reward_funcs = rewards.build(stage, ctx, concurrent=awaits_rewards)
     args_stage = {**stage, "args": {**stage["args"], "reward_weights": rewards.weights(stage)}}
     args = common.trainer_args(config_class, args_stage, ctx)  # before the model: ZeRO-3 then loads it sharded
