@@ -8,8 +8,10 @@ same LoRA on recipes/data/polite_prompts.jsonl, rewarded by reward_models.polite
 length (`min_new_tokens`), so all arms generate and train on exactly the same number of tokens.
 
   rlft          `rlft run` on a recipe whose args are WORK: rlft's defaults for the hardware underneath (dtype or bf16
-                autocast by the CPU, no checkpointing on CPU) and its generation speed-ups (rlft/speed.py)
-  plain TRL     a GRPOTrainer script with the same resolved GRPOConfig rlft builds (the same arguments)
+                autocast by the CPU, no checkpointing on CPU, on a CPU one generation batch for 4 steps), its
+                generation speed-ups (rlft/speed.py) and its CPU LM head (rlft/lm_head.py)
+  plain TRL     a GRPOTrainer script with the same resolved GRPOConfig rlft builds (the same arguments, so the
+                ratio is what rlft's own code adds)
   TRL defaults  a GRPOTrainer script with TRL's own defaults plus WORK (bf16 autocast, gradient checkpointing;
                 use_cpu=True on a machine without GPU, without which those defaults refuse to start)
 
@@ -71,6 +73,7 @@ def plain_trl(steps: int, tiny: bool, trl_defaults: bool) -> float:
     from reward_models.politeness import politeness
     from rlft.models import cpu_autocast, pick_dtype
     from rlft.stages.common import default_args
+    from rlft.stages.online import with_generation_batch
 
     source = model_dir(tiny)
     with tempfile.TemporaryDirectory() as out:
@@ -80,8 +83,9 @@ def plain_trl(steps: int, tiny: bool, trl_defaults: bool) -> float:
             model = source
         else:  # every value rlft resolves underneath on this machine
             dtype = pick_dtype("auto")
+            work = with_generation_batch({"args": ARGS}, GRPOConfig)["args"]  # the generation batch rlft picks
             args = GRPOConfig(output_dir=out, max_steps=steps, reward_weights=[1.0],
-                              **{**default_args(dtype, SEED, cpu_autocast("auto")), **ARGS})
+                              **{**default_args(dtype, SEED, cpu_autocast("auto")), **work})
             model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
         trainer = GRPOTrainer(
             model=model,
