@@ -52,6 +52,24 @@ def test_sharding_arithmetic(tiny_shape):
     assert lines["kv cache"] == 4 * (256 + 32) * tiny_shape.layers * 2 * tiny_shape.kv_hidden * 2
     assert lines["ref+reward"] == 2 * p  # full fine-tuning with beta > 0 keeps a reference copy
     assert stage_memory({**rl, "lora": {"r": 4}}, tiny_shape, Launch(), "bfloat16")["ref+reward"] == 0
+    cpu = stage_memory(rl, tiny_shape, Launch(on_gpu=False), "bfloat16")
+    assert cpu["kv cache"] == 4 * lines["kv cache"]  # on a CPU one generation batch feeds 4 steps
+
+
+def test_cpu_generation_batch_default():
+    """On a CPU a reward stage generates for 4 optimizer steps at once unless the recipe sizes the batch; on a GPU,
+    with vLLM, or for a trainer without the setting (online DPO) TRL's default stays."""
+    from trl import GRPOConfig
+
+    from rlft.stages import online_dpo
+    from rlft.stages.online import with_generation_batch
+
+    def spg(args, config=GRPOConfig, on_gpu=False):
+        return with_generation_batch({"args": args}, config, on_gpu)["args"].get("steps_per_generation")
+
+    assert spg({}) == 4 and spg({"gradient_accumulation_steps": 2}) == 8
+    assert spg({"steps_per_generation": 1}) == 1 and spg({"generation_batch_size": 16}) is None
+    assert spg({}, on_gpu=True) is None and spg({"use_vllm": True}) is None and spg({}, online_dpo.CONFIG_CLASS) is None
 
 
 def test_example_plans():
