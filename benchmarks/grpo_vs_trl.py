@@ -9,7 +9,7 @@ length (`min_new_tokens`), so all arms generate and train on exactly the same nu
 
   rlft          `rlft run` on a recipe whose args are WORK: rlft's defaults for the hardware underneath (dtype or bf16
                 autocast by the CPU, no checkpointing on CPU, on a CPU one generation batch for 4 steps), its
-                generation speed-ups (rlft/speed.py) and its CPU LM head (rlft/lm_head.py)
+                generation speed-ups (rlft/speed.py) and its CPU LM head (rlft/compat.py: install_cpu_lm_head)
   plain TRL     a GRPOTrainer script with the same resolved GRPOConfig rlft builds (the same arguments, so the
                 ratio is what rlft's own code adds)
   TRL defaults  a GRPOTrainer script with TRL's own defaults plus WORK (bf16 autocast, gradient checkpointing;

@@ -10,7 +10,7 @@ arm after another, each in its own process with `rlft run --profile`:
               old-log-prob forward and TRL's tiled LM head
   TRL head    RLFT_CPU_LM_HEAD=0: rlft's defaults (bf16 autocast where the CPU has it, merged-adapter and
               shared-prefill generation, old log-probs kept while sampling) but TRL's tiled LM head
-  after       rlft's defaults (with the CPU LM head, rlft/lm_head.py)
+  after       rlft's defaults (with the CPU LM head, rlft/compat.py: install_cpu_lm_head)
 
 It prints each arm's profile (exclusive seconds per part, peak RSS), the mean politeness reward of each generation
 batch (the curves must agree within noise), and machine-readable lines:

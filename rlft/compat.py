@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -194,3 +195,86 @@ def fix_tied_token_head(model) -> None:
     head = model.get_output_embeddings()
     if type(head).__name__ == "TrainableTokensWrapper" and not hasattr(head, "bias"):
         head.bias = None
+
+
+# TRL 1.16: the fused LM head of every trainer (trl.trainer.utils.add_fused_lm_head) ------------------------------
+# Scored positions x vocabulary above which the full logits (kept in fp32 for the backward, with their log-softmax)
+# would take too much memory: TRL's tiled kernel runs instead. 2^27 = ~1 GiB of fp32 logits, e.g. 2,700 positions of
+# a 49k vocabulary.
+LM_HEAD_NATIVE_MAX_LOGITS = 2**27
+
+
+def cpu_lm_head_enabled() -> bool:
+    return os.environ.get("RLFT_CPU_LM_HEAD", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def install_cpu_lm_head() -> bool:
+    """On a CPU, make TRL's fused LM head score only the labelled positions, in one GEMM (idempotent; False where
+    TRL has no such head or RLFT_CPU_LM_HEAD=0).
+
+    TRL 1.16's trainers (SFT, GRPO/RLOO, DPO, ...) never build full logits: `trl.trainer.utils.add_fused_lm_head`
+    patches the model so that `model(..., labels=..., fused_lm_head=True)` returns per-token log-probs, computed by
+    `ChunkedLogProbFunction` in vocabulary tiles. That saves GPU memory; on a CPU it costs time twice over:
+      1. Every position is scored, the masked ones too (a chat row's prompt, padding, a GRPO prompt): TRL leaves them
+         out (`compact`) only where `_use_triton(device)`, keeping tile shapes fixed for compilers elsewhere. Eager
+         CPU code recompiles nothing.
+      2. Without Triton each tile is folded by a chain of fp32 torch ops, and the backward recomputes the tiles and
+         runs both gradient GEMMs as fp32 `addmm_` on fp32 copies: the CPU's fp32 rate, not its bf16 rate.
+    Here `_use_triton` (in trl.trainer.utils, where it only decides `compact`) is true on a CPU, and
+    `_ChunkedLogProbFunction` computes CPU rows with `lm_head_log_probs`: the head's own GEMM under the trainer's
+    autocast, a log-softmax in fp32, autograd for the gradient. The head was 41% of an SFT step of
+    recipes/sft_only.yaml (torch profiler); benchmarks/sft_vs_trl.py measures the stage against plain TRL. Off a
+    CPU, and above LM_HEAD_NATIVE_MAX_LOGITS (memory), TRL's kernel runs unchanged. tests/test_lm_head.py compares
+    both against TRL's kernel and fails when the private names go.
+    """
+    try:
+        from trl.trainer import utils
+    except ImportError:
+        return False
+    if not cpu_lm_head_enabled() or not hasattr(utils, "_ChunkedLogProbFunction") or not hasattr(utils, "_use_triton"):
+        return False
+    if getattr(utils._ChunkedLogProbFunction, "rlft", False):
+        return True
+    kernel, use_triton = utils._ChunkedLogProbFunction, utils._use_triton
+    utils._ChunkedLogProbFunction = _cpu_aware(kernel)
+    # in utils, `_use_triton` only decides whether the masked positions are left out (`compact`)
+    utils._use_triton = lambda device: device.type == "cpu" or use_triton(device)
+    return True
+
+
+def _cpu_aware(kernel):
+    class CpuAwareLogProb:
+        """TRL's `ChunkedLogProbFunction.apply` signature; native on a CPU, TRL's kernel elsewhere."""
+
+        rlft = True
+
+        @staticmethod
+        def apply(hidden, weight, bias, targets, temperature, chunk_size, final_logit_softcapping=None,
+                  logit_scale=1.0, outputs=("entropy", "log_sum_sq_probs", "mean_logits", "is_top1")):
+            if hidden.device.type != "cpu" or hidden.size(0) * weight.size(0) > LM_HEAD_NATIVE_MAX_LOGITS:
+                return kernel.apply(hidden, weight, bias, targets, temperature, chunk_size, final_logit_softcapping,
+                                    logit_scale, outputs)
+            return lm_head_log_probs(hidden, weight, bias, targets, temperature, final_logit_softcapping,
+                                     logit_scale, outputs)
+
+    return CpuAwareLogProb
+
+
+def lm_head_log_probs(hidden, weight, bias, targets, temperature: float, softcap: float | None = None,
+              logit_scale: float = 1.0, outputs=()):
+    """(log p(target), entropy, log sum p^2, mean logit, target is the argmax) per row of `hidden`, as TRL's kernel
+    returns them: the logits scaled, soft-capped, then divided by the temperature; None for what `outputs` omits."""
+    import torch
+
+    z = torch.nn.functional.linear(hidden, weight, bias).float() * logit_scale
+    if softcap is not None:
+        z = softcap * torch.tanh(z / softcap)
+    z = z / temperature
+    log_p = torch.log_softmax(z, dim=-1)
+    picked = log_p.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    entropy = -(log_p.exp() * log_p).sum(-1) if "entropy" in outputs else None
+    with torch.no_grad():  # TRL marks these three non-differentiable
+        sum_sq = torch.logsumexp(2 * log_p, dim=-1) if "log_sum_sq_probs" in outputs else None
+        mean_logits = z.mean(-1) if "mean_logits" in outputs else None
+        is_top1 = z.argmax(-1) == targets if "is_top1" in outputs else None
+    return picked, entropy, sum_sq, mean_logits, is_top1

@@ -1,4 +1,4 @@
-"""rlft.lm_head: on a CPU, TRL's fused LM head scores only the labelled positions, in one GEMM, and returns what TRL's
+"""rlft.compat.install_cpu_lm_head: on a CPU, TRL's fused LM head scores only the labelled positions, in one GEMM, and returns what TRL's
 own kernel returns (log-probs, entropy, the other statistics, gradients)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from transformers import AutoModelForCausalLM
 from trl.kernels import ChunkedLogProbFunction
 from trl.trainer import utils
 
-from rlft import lm_head
+from rlft import compat
 
 OUTPUTS = ("entropy", "log_sum_sq_probs", "mean_logits", "is_top1")
 
@@ -20,7 +20,7 @@ def patched(monkeypatch):
     monkeypatch.setattr(utils, "_ChunkedLogProbFunction", utils._ChunkedLogProbFunction)
     monkeypatch.setattr(utils, "_use_triton", utils._use_triton)
     monkeypatch.setenv("RLFT_CPU_LM_HEAD", "1")
-    assert lm_head.install() and lm_head.install()  # idempotent
+    assert compat.install_cpu_lm_head() and compat.install_cpu_lm_head()  # idempotent
     return utils._ChunkedLogProbFunction
 
 
@@ -30,7 +30,7 @@ def test_log_probs_equal_trl_kernel_and_gradients(softcap, scale, temperature):
     hidden = torch.randn(37, 16, requires_grad=True)
     weight, bias = torch.randn(300, 16) * 0.5, torch.randn(300) * 0.1
     targets = torch.randint(0, 300, (37,))
-    ours = lm_head.log_probs(hidden, weight, bias, targets, temperature, softcap, scale, OUTPUTS)
+    ours = compat.lm_head_log_probs(hidden, weight, bias, targets, temperature, softcap, scale, OUTPUTS)
     (ours[0].sum() + ours[1].sum()).backward()
     grad, hidden.grad = hidden.grad.clone(), None
     theirs = ChunkedLogProbFunction.apply(hidden, weight, bias, targets, temperature, 128, softcap, scale, OUTPUTS)
@@ -64,8 +64,8 @@ def test_fused_forward_scores_only_labelled_positions_with_the_same_loss(tiny_mo
 
     ours, our_grad = run()
     scored = []
-    native = lm_head.log_probs
-    monkeypatch.setattr(lm_head, "log_probs", lambda hidden, *a: scored.append(hidden.size(0)) or native(hidden, *a))
+    native = compat.lm_head_log_probs
+    monkeypatch.setattr(compat, "lm_head_log_probs", lambda hidden, *a: scored.append(hidden.size(0)) or native(hidden, *a))
     run()
     assert scored == [int((labels[:, 1:] != -100).sum())] == [3 * 6]
     monkeypatch.setattr(utils, "_ChunkedLogProbFunction", ChunkedLogProbFunction)  # TRL's own
@@ -81,8 +81,8 @@ def test_fused_forward_scores_only_labelled_positions_with_the_same_loss(tiny_mo
 
 
 def test_large_logits_fall_back_to_trls_kernel(patched, monkeypatch):
-    monkeypatch.setattr(lm_head, "NATIVE_MAX_LOGITS", 100)
-    monkeypatch.setattr(lm_head, "log_probs", lambda *a: pytest.fail("the native head ran over the memory bound"))
+    monkeypatch.setattr(compat, "LM_HEAD_NATIVE_MAX_LOGITS", 100)
+    monkeypatch.setattr(compat, "lm_head_log_probs", lambda *a: pytest.fail("the native head ran over the memory bound"))
     hidden, weight, targets = torch.randn(8, 16), torch.randn(300, 16), torch.randint(0, 300, (8,))
     got = patched.apply(hidden, weight, None, targets, 1.0, 128, None, 1.0, ())
     torch.testing.assert_close(got[0], ChunkedLogProbFunction.apply(hidden, weight, None, targets, 1.0, 128)[0])
@@ -93,5 +93,5 @@ def test_switched_off_by_environment(monkeypatch):
     monkeypatch.setenv("RLFT_CPU_LM_HEAD", "0")
     if getattr(utils._ChunkedLogProbFunction, "rlft", False):
         monkeypatch.setattr(utils, "_ChunkedLogProbFunction", ChunkedLogProbFunction)
-    assert not lm_head.install()
+    assert not compat.install_cpu_lm_head()
     assert utils._ChunkedLogProbFunction is ChunkedLogProbFunction

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from rlft import lm_head, models, profiling, speed
+from rlft import compat, models, profiling, speed
 from rlft.errors import RlftError
 from rlft.launch import launch_from_env, resolve_dtype
 from rlft.recipe import DTYPES, Checker, check_config
@@ -214,7 +214,7 @@ def build_trainer(trainer_class, stage: dict, ctx: StageContext, *, model, args,
     traceback. Nothing has been written yet, so the rerun starts clean."""
     if "lora" in stage:
         extra["peft_config"] = lora_config(stage, list(new_token_ids))
-    lm_head.install()  # on a CPU: TRL's fused LM head scores only the labelled positions, in one GEMM
+    compat.install_cpu_lm_head()  # on a CPU: TRL's fused LM head scores only the labelled positions, in one GEMM
     try:
         return trainer_class(model=model, args=args, train_dataset=train, eval_dataset=evaluation,
                              processing_class=tokenizer, callbacks=[*callbacks, *ctx.callbacks], **extra)
