@@ -23,7 +23,9 @@ def length(prompts, completions, **kwargs):
 def brevity(prompts, completions, **kwargs):
     return [-len(c[-1]["content"].split()) / 20 for c in completions]
 '''
-GEN = "per_device_train_batch_size: 2, num_generations: 2, max_completion_length: 8, learning_rate: 1.0e-2"
+# steps_per_generation 1: a generation, and its metrics, at every step (rlft's CPU default generates every 4 steps)
+GEN = ("per_device_train_batch_size: 2, num_generations: 2, max_completion_length: 8, learning_rate: 1.0e-2, "
+       "steps_per_generation: 1")
 REWARDS = "rewards: [{fn: my_rewards.py:length}, {fn: my_rewards.py:brevity, weight: 0.5}]"
 BATCH = "per_device_train_batch_size: 2, max_length: 128"
 # Keys every training log of a stage type has (rows with "loss"); PPO reuses each batch, so its reward keys are only

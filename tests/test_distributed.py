@@ -79,8 +79,8 @@ stages:
     rewards: [{{fn: rank_reward.py:rank_marker}}]
     lora: {{r: 4, lora_alpha: 8, target_modules: all-linear}}
     args: {{max_steps: 2, per_device_train_batch_size: 2, num_generations: 2, max_completion_length: 8,
-           learning_rate: 1.0e-2}}
-""")
+           learning_rate: 1.0e-2, steps_per_generation: 1}}
+""")  # a generation (and a reward call) per step, not rlft's CPU default of one per 4 steps
 
 
 @pytest.mark.slow

@@ -57,8 +57,8 @@ stages:
       - fn: my_rewards.py:length
         weight: 0.5
     args: {{max_steps: 2, per_device_train_batch_size: 2, num_generations: 2, max_completion_length: 8,
-            learning_rate: 1.0e-2}}
-{eval_block}""")
+            learning_rate: 1.0e-2, steps_per_generation: 1}}
+{eval_block}""")  # steps_per_generation 1: samples at both steps
 
 
 @pytest.fixture(scope="module")

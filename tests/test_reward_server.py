@@ -189,7 +189,8 @@ stages:
         max_batch: 1            # two requests per call, in flight together
       - {{fn: sleepers.py:judge_a, weight: 0.0}}
       - {{fn: sleepers.py:judge_b, weight: 0.0}}
-    args: {{max_steps: 2, per_device_train_batch_size: 2, num_generations: 2, max_completion_length: 8}}
+    args: {{max_steps: 2, per_device_train_batch_size: 2, num_generations: 2, max_completion_length: 8,
+            steps_per_generation: 1}}
 """)
     cli.main(["validate", str(recipe)])
     cli.main(["run", str(recipe), "--output-dir", str(tmp_path / "run")])

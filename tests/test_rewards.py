@@ -53,7 +53,8 @@ STAGE = """
     data: {{train: prompts.jsonl}}
     rewards:
 {rewards}
-    args: {{max_steps: 1, per_device_train_batch_size: 2, num_generations: 2, max_completion_length: 8}}
+    args: {{max_steps: 1, per_device_train_batch_size: 2, num_generations: 2, max_completion_length: 8,
+            steps_per_generation: 1}}
 """
 
 
