@@ -261,7 +261,7 @@ def _cpu_aware(kernel):
 
 
 def lm_head_log_probs(hidden, weight, bias, targets, temperature: float, softcap: float | None = None,
-              logit_scale: float = 1.0, outputs=()):
+                      logit_scale: float = 1.0, outputs=()):
     """(log p(target), entropy, log sum p^2, mean logit, target is the argmax) per row of `hidden`, as TRL's kernel
     returns them: the logits scaled, soft-capped, then divided by the temperature; None for what `outputs` omits."""
     import torch

@@ -69,6 +69,7 @@ def test_cpu_generation_batch_default():
 
     assert spg({}) == 4 and spg({"gradient_accumulation_steps": 2}) == 8
     assert spg({"steps_per_generation": 1}) == 1 and spg({"generation_batch_size": 16}) is None
+    assert spg({"gradient_accumulation_steps": "2"}) is None  # text: left to the check, which names it
     assert spg({}, on_gpu=True) is None and spg({"use_vllm": True}) is None and spg({}, online_dpo.CONFIG_CLASS) is None
 
 

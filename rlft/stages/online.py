@@ -54,7 +54,9 @@ def with_generation_batch(stage: dict, config_class, on_gpu: bool | None = None)
             any(args.get(k) for k in ("steps_per_generation", "generation_batch_size", "use_vllm",
                                       "use_transformers_continuous_batching")):
         return stage
-    accumulation = args.get("gradient_accumulation_steps") or 1
+    accumulation = args.get("gradient_accumulation_steps", 1)
+    if type(accumulation) is not int or accumulation < 1:  # text or a bad value: TRL's default, and the check says why
+        return stage
     return {**stage, "args": {"steps_per_generation": CPU_STEPS_PER_GENERATION * accumulation, **args}}
 
 
