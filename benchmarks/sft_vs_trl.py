@@ -4,8 +4,9 @@
 
 Prints tokens/s for
   rlft         `rlft run recipes/sft_only.yaml` (rlft's CPU defaults: dtype or bf16 autocast by the CPU, no gradient
-               checkpointing)
-  trl-same     a plain SFTTrainer script with the same model, data, LoRA and the same resolved arguments
+               checkpointing, batches grouped by length, eager attention for short rows, its CPU LM head)
+  trl-same     a plain SFTTrainer script with the same model, data, LoRA and the same resolved arguments (the length-
+               grouped sampler included); the model loaded as transformers does by default (sdpa attention)
   trl-defaults the same plain script with TRL's own defaults (bf16=True, gradient_checkpointing=True; plus
                use_cpu=True, without which those defaults refuse to start on a CPU-only machine)
 and the ratios rlft / trl-same (overhead; target >= 0.98) and rlft / trl-defaults (what the defaults buy).
@@ -74,10 +75,11 @@ def plain_trl(steps: int, trl_defaults: bool) -> dict:
         args.update(use_cpu=True, report_to="none")
     else:  # every value rlft resolves underneath on this machine (dtype, no checkpointing on CPU, TensorBoard ...)
         from rlft.models import cpu_autocast, pick_dtype
+        from rlft.stages import sft
         from rlft.stages.common import default_args
 
         name = recipe.get("dtype", "auto")
-        args = {**default_args(pick_dtype(name), recipe["seed"], cpu_autocast(name)), **args}
+        args = {**default_args(pick_dtype(name), recipe["seed"], cpu_autocast(name)), **sft.with_defaults({"args": args})["args"]}
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="float32" if trl_defaults else
                                                  pick_dtype(recipe.get("dtype", "auto")))

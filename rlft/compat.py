@@ -266,10 +266,13 @@ def lm_head_log_probs(hidden, weight, bias, targets, temperature: float, softcap
     returns them: the logits scaled, soft-capped, then divided by the temperature; None for what `outputs` omits."""
     import torch
 
-    z = torch.nn.functional.linear(hidden, weight, bias).float() * logit_scale
+    z = torch.nn.functional.linear(hidden, weight, bias).float()
+    if logit_scale != 1.0:  # each of these is a pass over positions x vocabulary, and another in the backward
+        z = z * logit_scale
     if softcap is not None:
         z = softcap * torch.tanh(z / softcap)
-    z = z / temperature
+    if temperature != 1.0:
+        z = z / temperature
     log_p = torch.log_softmax(z, dim=-1)
     picked = log_p.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     entropy = -(log_p.exp() * log_p).sum(-1) if "entropy" in outputs else None

@@ -31,6 +31,7 @@ TOP_KEYS = {
     "model": (str, "smollm2-135m-instruct", "embedded model name, hub id, local folder or .gguf file"),
     "seed": (int, 42, "seed for data shuffling, initialisation and sampling"),
     "dtype": (str, "auto", "auto | float32 | bfloat16 | float16 (auto: bf16 on a GPU that has it and on a CPU with AMX; fp32 weights under bf16 autocast on a CPU with AVX512-BF16; else fp32)"),
+    "attn_implementation": (str, "auto", "attention kernel of the trained models, as transformers names it: auto | eager | sdpa | flash_attention_2 | flash_attention_3 | flex_attention (auto: eager for SFT on a CPU when max_length <= 512, where it beats torch's CPU flash kernel; else transformers' default, sdpa)"),
     "trust_remote_code": (bool, False, "run model code from the model's folder/hub repo; only if you trust it"),
     "output_dir": (str, None, "run folder; default runs/<name>"),
     "stages": (list, REQUIRED, "the stages, run in order"),
@@ -44,6 +45,8 @@ COMMON_STAGE_KEYS = {
     "args": (dict, {}, "passed to the TRL config class of the stage"),
 }
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+ATTN_IMPLEMENTATIONS = ("auto", "eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
+FLASH_PACKAGES = {"flash_attention_2": "flash_attn", "flash_attention_3": "flash_attn_interface"}
 # Names people reach for from other tools, and the field they mean.
 ALIASES = {"rank": "r", "alpha": "lora_alpha", "dropout": "lora_dropout", "lr": "learning_rate",
            "batch_size": "per_device_train_batch_size", "epochs": "num_train_epochs", "steps": "max_steps",
@@ -233,6 +236,15 @@ def validate(raw: dict, source: str, stage_modules: dict, recipe_dir: Path, hub_
         c.add("seed", f"{recipe['seed']} is out of range: seed {constraint}, e.g. seed: 42")
     if recipe.get("dtype") not in (None, *DTYPES):
         c.add("dtype", f"{recipe['dtype']!r} is not one of {', '.join(DTYPES)}")
+    if isinstance(recipe.get("attn_implementation"), str) and recipe["attn_implementation"] not in ATTN_IMPLEMENTATIONS:
+        c.add("attn_implementation", f"{recipe['attn_implementation']!r} is not one of {', '.join(ATTN_IMPLEMENTATIONS)}")
+    elif recipe.get("attn_implementation") in FLASH_PACKAGES:
+        import importlib.util
+
+        package = FLASH_PACKAGES[recipe["attn_implementation"]]
+        if importlib.util.find_spec(package) is None:
+            c.add("attn_implementation", f"{recipe['attn_implementation']} needs the {package} package (and a GPU), "
+                  "which is not installed: pip install it, or use sdpa or auto")
     if "model" in recipe:
         from rlft.models import check_model_spec  # imports torch: deferred, so `import rlft.recipe` stays light
 

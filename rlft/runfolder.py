@@ -48,6 +48,7 @@ COMPLETE = "stage_complete.json"
 STARTED = "stage_started.json"
 CHECKPOINTS = "checkpoints"  # in a stage folder: the trainer's output_dir
 STAGE_INFO = "rlft_stage.json"  # rlft's note beside a stage's weights (template, base model, rewards, ...)
+TRAINER_CONFIG = "trainer_config.json"  # in a stage folder: the TRL config the stage ran with, every default resolved
 MARKER = ".rlft_run"
 # Everything rlft writes at the top of a run folder: all that --fresh deletes.
 ENTRIES = (STAGES, "tensorboard", EVAL, METRICS, SAMPLES, LOCK, RESOLVED)

@@ -107,3 +107,32 @@ def test_special_tokens_grow_vocab_train_and_reload(tmp_path, tiny_model_dir):
     # a second reload gives the same row: the trained values come from the adapter, not from random resizing
     again = AutoPeftModelForCausalLM.from_pretrained(stage).get_input_embeddings().weight[new_id].detach()
     assert torch.equal(reloaded_row, again)
+
+
+def test_cpu_defaults_are_recorded_and_recipe_values_win(tmp_path, tiny_model_dir):
+    """On a CPU with short rows rlft trains with eager attention and length-grouped batches; the stage folder records
+    the config it ran with (every default resolved), and a recipe's own attention and sampler win."""
+    rows, block = FORMATS["messages"]
+    write_jsonl(tmp_path / "data.jsonl", rows)
+    stage = run(sft_recipe(tmp_path, tiny_model_dir, block), output_dir=str(tmp_path / "run")) / "stages" / "00_sft"
+    ran = json.loads((stage / "trainer_config.json").read_text())
+    assert (ran["config_class"], ran["attn_implementation"]) == ("SFTConfig", "eager")
+    assert ran["args"]["train_sampling_strategy"] == "group_by_length"
+    assert (ran["args"]["max_length"], ran["args"]["learning_rate"]) == (128, 1.0e-2)  # the recipe's values
+
+    text = sft_recipe(tmp_path, tiny_model_dir, block).read_text()
+    text = text.replace("seed: 0", "seed: 0\nattn_implementation: sdpa").replace(
+        "max_length: 128", "max_length: 128, train_sampling_strategy: random")
+    stage = run(write_recipe(tmp_path / "own.yaml", text), output_dir=str(tmp_path / "own")) / "stages" / "00_sft"
+    ran = json.loads((stage / "trainer_config.json").read_text())
+    assert (ran["attn_implementation"], ran["args"]["train_sampling_strategy"]) == ("sdpa", "random")
+
+
+def test_long_rows_keep_transformers_attention(tmp_path, tiny_model_dir):
+    """Eager attention keeps batch x heads x length^2 weights per layer for the backward: past 512 tokens rlft leaves
+    transformers' default (sdpa)."""
+    rows, block = FORMATS["messages"]
+    write_jsonl(tmp_path / "data.jsonl", rows)
+    text = sft_recipe(tmp_path, tiny_model_dir, block).read_text().replace("max_length: 128", "max_length: 1024")
+    stage = run(write_recipe(tmp_path / "long.yaml", text), output_dir=str(tmp_path / "run")) / "stages" / "00_sft"
+    assert json.loads((stage / "trainer_config.json").read_text())["attn_implementation"] == "sdpa"

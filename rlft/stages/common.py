@@ -9,6 +9,7 @@ import dataclasses
 import importlib.util
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from rlft import compat, models, profiling, speed
 from rlft.errors import RlftError
 from rlft.launch import launch_from_env, resolve_dtype
 from rlft.recipe import DTYPES, Checker, check_config
-from rlft.runfolder import STAGE_INFO, checkpoints_dir, write_atomic
+from rlft.runfolder import STAGE_INFO, TRAINER_CONFIG, checkpoints_dir, write_atomic
 
 LORA_KEY = (dict, None, "-> peft.LoraConfig, e.g. {r: 16, lora_alpha: 32, target_modules: all-linear}")
 QUANT_KEY = (dict, None, "-> transformers.BitsAndBytesConfig, e.g. {load_in_4bit: true} (QLoRA; needs bitsandbytes)")
@@ -50,6 +51,12 @@ class StageContext:
     @property
     def seed(self) -> int:
         return self.recipe["seed"]
+
+
+def attention(ctx: StageContext, max_length: int | None = None) -> str | None:
+    """The attention kernel for the stage's model: the recipe's `attn_implementation`; under `auto`, eager on a CPU
+    for stages that pass their sequence bound (`max_length`), else transformers' default (models.attention)."""
+    return models.attention(ctx.recipe.get("attn_implementation"), max_length)
 
 
 def arg(stage: dict, key: str, config_class, defaults: dict | None = None):
@@ -256,6 +263,26 @@ def save_stage(trainer, tokenizer, ctx: StageContext, extra: dict | None = None)
             # the merged previous stage: found through this path wherever the run folder is moved (stage_models.adapter_base)
             info["base_model_relative"] = os.path.relpath(base, ctx.stage_dir.absolute())
         write_atomic(ctx.stage_dir / STAGE_INFO, json.dumps(info, indent=2))
+        write_atomic(ctx.stage_dir / TRAINER_CONFIG, json.dumps(resolved_config(trainer, model), indent=2, default=str))
+
+
+# Keys whose values are secrets wherever they appear in a config (TrainingArguments.to_dict masks only `*_token`).
+_SECRET_KEY = re.compile(r"(token|password|secret|api_key|authorization|headers)$", re.IGNORECASE)
+
+
+def resolved_config(trainer, model) -> dict:
+    """What the stage ran with, for the run folder: the TRL config with rlft's defaults and the recipe's `args:`
+    resolved (TRL's `training_args.bin` beside the checkpoints is a pickle), and the attention kernel of the model.
+    Secrets are masked."""
+    def masked(node):
+        if isinstance(node, dict):
+            return {k: "<redacted>" if _SECRET_KEY.search(str(k)) and v not in (None, "", {}) else masked(v)
+                    for k, v in node.items()}
+        return [masked(v) for v in node] if isinstance(node, (list, tuple)) else node
+
+    return {"config_class": type(trainer.args).__name__, "trainer_class": type(trainer).__name__,
+            "attn_implementation": getattr(getattr(model, "config", None), "_attn_implementation", None),
+            "args": masked(trainer.args.to_dict())}
 
 
 def train(trainer, ctx: StageContext) -> dict:

@@ -100,7 +100,8 @@ def run(stage: dict, ctx: common.StageContext) -> dict:
     else:
         train, evaluation, _ = data.load(stage["data"], ctx.recipe_dir, ("preference",), ctx.seed)
     args = common.trainer_args(CONFIG_CLASS, stage, ctx)  # before the model: ZeRO-3 then loads it sharded
-    model = models.load_causal_lm(ctx.model_source, ctx.dtype, stage["quantization"], ctx.trust_remote_code)
+    model = models.load_causal_lm(ctx.model_source, ctx.dtype, stage["quantization"], ctx.trust_remote_code,
+                                     common.attention(ctx))
     trainer = common.build_trainer(DPOTrainer, stage, ctx, model=model, args=args, tokenizer=tokenizer, train=train,
                                    evaluation=evaluation)
     if ctx.dry_run:
@@ -136,7 +137,8 @@ def _write_pairs(path, stage: dict, ctx, tokenizer, prompts) -> dict:
     # A whole copy of the policy on this process alone, before the trainer's (sharded under ZeRO-3) model exists; an
     # earlier stage's ZeRO-3 setting would make this load partition it with collectives the others never enter.
     compat.forget_deepspeed_config()
-    model = models.load_causal_lm(ctx.model_source, ctx.dtype, stage["quantization"], ctx.trust_remote_code)
+    model = models.load_causal_lm(ctx.model_source, ctx.dtype, stage["quantization"], ctx.trust_remote_code,
+                                     common.attention(ctx))
     rows, stats = _rank(stage, ctx, model, tokenizer, prompts)
     del model
     path.parent.mkdir(parents=True, exist_ok=True)

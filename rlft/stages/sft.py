@@ -8,6 +8,9 @@ How it differs from calling `SFTTrainer` yourself:
   3. `special_tokens` are added to the tokenizer, the embeddings grown, and with LoRA only the new rows are
      trained (PEFT's `trainable_token_indices`) and saved with the adapter.
   4. The template used for prompts is saved with the output, so `rlft chat` formats prompts the same way.
+  5. Batches group rows of similar length (`train_sampling_strategy: group_by_length`, transformers'
+     LengthGroupedSampler) unless the recipe packs or picks a sampler: less padding to compute. And on a CPU, with
+     `max_length` <= 512, the model runs eager attention (models.attention). benchmarks/sft_vs_trl.py measures both.
 """
 
 from __future__ import annotations
@@ -29,6 +32,15 @@ STAGE_KEYS = {
 }
 
 
+def with_defaults(stage: dict) -> dict:
+    """The stage with rlft's SFT defaults under its `args:` (the recipe's own values win): batches of rows of similar
+    length, so less padding. A packed stage has no padding to save."""
+    args = stage.get("args") or {}
+    if args.get("packing") or "train_sampling_strategy" in args:
+        return stage
+    return {**stage, "args": {"train_sampling_strategy": "group_by_length", **args}}
+
+
 def check(stage: dict, path: str, ctx) -> None:
     if stage.get("data") is None:
         ctx.add(f"{path}.data", "missing; e.g. data: {train: data/train.jsonl, eval_split: 0.1}")
@@ -38,7 +50,10 @@ def check(stage: dict, path: str, ctx) -> None:
         if not isinstance(token, str) or not token.strip():
             ctx.add(f"{path}.special_tokens[{i}]", f"expected a non-empty string, got {token!r}")
     common.check_lora(ctx, stage, path)
-    common.check_args(ctx, CONFIG_CLASS, stage, path)
+    merged = with_defaults(stage)
+    common.check_args(ctx, CONFIG_CLASS, merged, path)
+    # the check converted numbers written as text in the merged copy; the run reads `stage`
+    stage["args"] = {k: merged["args"][k] for k in stage.get("args") or {}}
 
 
 def group_size(stage: dict) -> int:
@@ -54,8 +69,9 @@ def run(stage: dict, ctx: common.StageContext) -> dict:
     elif fmt == "text":
         ctx.template = {"kind": "text"}
     # The config first: under ZeRO-3 building it arms DeepSpeed's sharded loading, so no rank holds the whole model.
-    args = common.trainer_args(CONFIG_CLASS, stage, ctx)
-    model = models.load_causal_lm(ctx.model_source, ctx.dtype, stage["quantization"], ctx.trust_remote_code)
+    args = common.trainer_args(CONFIG_CLASS, with_defaults(stage), ctx)
+    model = models.load_causal_lm(ctx.model_source, ctx.dtype, stage["quantization"], ctx.trust_remote_code,
+                                  common.attention(ctx, args.max_length))
     new_ids = models.add_special_tokens(tokenizer, model, stage["special_tokens"])
     trainer = common.build_trainer(SFTTrainer, stage, ctx, model=model, args=args, tokenizer=tokenizer, train=train,
                                    evaluation=evaluation, new_token_ids=new_ids)
