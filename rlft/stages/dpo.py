@@ -101,7 +101,7 @@ def run(stage: dict, ctx: common.StageContext) -> dict:
         train, evaluation, _ = data.load(stage["data"], ctx.recipe_dir, ("preference",), ctx.seed)
     args = common.trainer_args(CONFIG_CLASS, stage, ctx)  # before the model: ZeRO-3 then loads it sharded
     model = models.load_causal_lm(ctx.model_source, ctx.dtype, stage["quantization"], ctx.trust_remote_code,
-                                     common.attention(ctx))
+                                  common.attention(ctx))
     trainer = common.build_trainer(DPOTrainer, stage, ctx, model=model, args=args, tokenizer=tokenizer, train=train,
                                    evaluation=evaluation)
     if ctx.dry_run:
@@ -138,7 +138,7 @@ def _write_pairs(path, stage: dict, ctx, tokenizer, prompts) -> dict:
     # earlier stage's ZeRO-3 setting would make this load partition it with collectives the others never enter.
     compat.forget_deepspeed_config()
     model = models.load_causal_lm(ctx.model_source, ctx.dtype, stage["quantization"], ctx.trust_remote_code,
-                                     common.attention(ctx))
+                                  common.attention(ctx))
     rows, stats = _rank(stage, ctx, model, tokenizer, prompts)
     del model
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -56,7 +56,7 @@ def run(stage: dict, ctx: common.StageContext) -> dict:
     train, evaluation, _ = data.load(stage["data"], ctx.recipe_dir, FORMATS, ctx.seed)
     args = common.trainer_args(CONFIG_CLASS, stage, ctx)  # before the model: ZeRO-3 then loads it sharded
     model = models.load_causal_lm(ctx.model_source, ctx.dtype, stage["quantization"], ctx.trust_remote_code,
-                                     common.attention(ctx))
+                                  common.attention(ctx))
     trainer = common.build_trainer(KTOTrainer, stage, ctx, model=model, args=args, tokenizer=tokenizer, train=train,
                                    evaluation=evaluation)
     if ctx.dry_run:

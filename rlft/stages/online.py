@@ -83,7 +83,7 @@ def run(stage: dict, ctx: common.StageContext, config_class, trainer_class, log_
     args_stage = {**stage, "args": {**stage["args"], "reward_weights": rewards.weights(stage)}}
     args = common.trainer_args(config_class, args_stage, ctx)  # before the model: ZeRO-3 then loads it sharded
     model = models.load_causal_lm(ctx.model_source, ctx.dtype, stage["quantization"], ctx.trust_remote_code,
-                                     common.attention(ctx))
+                                  common.attention(ctx))
     trainer = common.build_trainer(
         trainer_class, stage, ctx, model=model, args=args, tokenizer=tokenizer, train=train, evaluation=evaluation,
         reward_funcs=reward_funcs, callbacks=[rewards.log_callback(reward_funcs)] if log_reward_means else [])
