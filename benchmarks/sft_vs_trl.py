@@ -79,7 +79,8 @@ def plain_trl(steps: int, trl_defaults: bool) -> dict:
         from rlft.stages.common import default_args
 
         name = recipe.get("dtype", "auto")
-        args = {**default_args(pick_dtype(name), recipe["seed"], cpu_autocast(name)), **sft.with_defaults({"args": args})["args"]}
+        args = {**default_args(pick_dtype(name), recipe["seed"], cpu_autocast(name)),
+                **sft.with_defaults({"args": args})["args"]}  # the SFT defaults: rlft's length-grouped sampler
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="float32" if trl_defaults else
                                                  pick_dtype(recipe.get("dtype", "auto")))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import importlib.util
 import inspect
 import os
 import re
@@ -22,6 +23,7 @@ import yaml
 from rlft import eval_section, fieldtypes
 from rlft.data import read_text
 from rlft.errors import RecipeError, RlftError
+from rlft.redaction import SECRET_KEY
 
 REQUIRED = object()
 
@@ -199,6 +201,10 @@ def check_config(checker: Checker, config_class, kwargs: dict, path: str, defaul
     clash = sorted(set(fixed) & set(kwargs))
     if clash:
         checker.add(_join(path, clash[0]), "is set by rlft from the run folder; remove it from the recipe")
+    for key, value in _secrets(kwargs):
+        checker.add(_join(path, key), "holds a credential, which would be saved in the run folder (the resolved "
+                    "recipe, the trainer's checkpoints); set it in the environment instead (HF_TOKEN for the Hub) and "
+                    "remove it from the recipe")
     before = len(checker.problems)
     fieldtypes.check(checker, config_class, kwargs, path)
     if bad or clash or len(checker.problems) > before:
@@ -211,6 +217,16 @@ def check_config(checker: Checker, config_class, kwargs: dict, path: str, defaul
             hint = " (YAML reads no/yes/on/off as true/false: quote the word, e.g. save_strategy: 'no')"
         checker.add(path, f"{config_class.__name__} rejected these values: {_first_line(e)}{hint}")
         return None
+
+
+def _secrets(node: dict, prefix: str = ""):
+    """(dotted key, value) of every credential in a config mapping, nested ones included: TRL and transformers take
+    such values literally (a ${VAR} reference included), so none belongs in `args:`."""
+    for key, value in node.items():
+        if isinstance(key, str) and SECRET_KEY.match(key) and isinstance(value, str) and value.strip():
+            yield f"{prefix}{key}", value
+        elif isinstance(value, dict):
+            yield from _secrets(value, f"{prefix}{key}.")
 
 
 def _accepted_names(config_class) -> set[str]:
@@ -239,8 +255,6 @@ def validate(raw: dict, source: str, stage_modules: dict, recipe_dir: Path, hub_
     if isinstance(recipe.get("attn_implementation"), str) and recipe["attn_implementation"] not in ATTN_IMPLEMENTATIONS:
         c.add("attn_implementation", f"{recipe['attn_implementation']!r} is not one of {', '.join(ATTN_IMPLEMENTATIONS)}")
     elif recipe.get("attn_implementation") in FLASH_PACKAGES:
-        import importlib.util
-
         package = FLASH_PACKAGES[recipe["attn_implementation"]]
         if importlib.util.find_spec(package) is None:
             c.add("attn_implementation", f"{recipe['attn_implementation']} needs the {package} package (and a GPU), "

@@ -8,15 +8,31 @@ import re
 # A header value that only names environment variables (optionally after a scheme word): safe to write down.
 _REFERENCE_ONLY = re.compile(r"^\s*(\w+\s+)?(\$\{\w+\}\s*)+$")
 REDACTED = "<redacted>"
+# Keys whose value is a credential wherever it appears (TrainingArguments' `hub_token`, a `token` in
+# `model_init_kwargs`, ...). `pad_token`, `eos_token` and the like name vocabulary entries, not secrets.
+SECRET_KEY = re.compile(r"^(hub_token|token|access_token|auth_token|\w*api_key|\w*password|\w*secret)$", re.IGNORECASE)
+
+
+def is_secret(key, value) -> bool:
+    """True for a credential written out: a secret-named key holding a string that is not a ${VAR} reference.
+
+    >>> is_secret("hub_token", "hf_abc"), is_secret("hub_token", "${HF_TOKEN}"), is_secret("pad_token", "<pad>")
+    (True, False, False)
+    """
+    return (isinstance(key, str) and bool(SECRET_KEY.match(key)) and isinstance(value, str) and bool(value.strip())
+            and not _REFERENCE_ONLY.match(value))
 
 
 def redact(node):
-    """`node` (a recipe, a stage, reward entries) with every header value that is not an environment variable
-    reference replaced by "<redacted>": what the run folder may keep. `url:` credentials are refused at validation.
+    """`node` (a recipe, a stage, reward entries, a trainer config) with every header value that is not an environment
+    variable reference, and every secret-named value (`is_secret`), replaced by "<redacted>": what the run folder may
+    keep. Validation refuses both in a recipe already; this is the defence behind it.
 
     >>> headers = {"Authorization": "Bearer ${RM_TOKEN}", "X-Key": "abc"}
     >>> redact({"rewards": [{"url": "http://h/score", "headers": headers}]})["rewards"][0]["headers"]
     {'Authorization': 'Bearer ${RM_TOKEN}', 'X-Key': '<redacted>'}
+    >>> redact({"args": {"hub_token": "hf_abc", "pad_token": "<pad>"}})
+    {'args': {'hub_token': '<redacted>', 'pad_token': '<pad>'}}
     """
     if isinstance(node, list):
         return [redact(item) for item in node]
@@ -26,12 +42,19 @@ def redact(node):
     for key, value in node.items():
         if key == "headers" and isinstance(value, dict):
             out[key] = {h: v if isinstance(v, str) and _REFERENCE_ONLY.match(v) else REDACTED for h, v in value.items()}
+        elif is_secret(key, value):
+            out[key] = REDACTED
         else:
             out[key] = redact(value)
     return out
 
 
 def redact_argument(arg: str) -> str:
-    """A command-line override that sets a header keeps its key only: `...headers.X=<redacted>`."""
+    """A command-line override that sets a header or a secret-named key keeps its key only: `...headers.X=<redacted>`.
+
+    >>> redact_argument("stages.sft.args.hub_token=hf_abc"), redact_argument("stages.sft.args.max_steps=3")
+    ('stages.sft.args.hub_token=<redacted>', 'stages.sft.args.max_steps=3')
+    """
     key, sep, value = arg.partition("=")
-    return f"{key}={REDACTED}" if sep and "headers" in key and not _REFERENCE_ONLY.match(value) else arg
+    secret = "headers" in key or is_secret(key.rsplit(".", 1)[-1], value)
+    return f"{key}={REDACTED}" if sep and secret and not _REFERENCE_ONLY.match(value) else arg

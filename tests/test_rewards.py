@@ -397,15 +397,18 @@ def test_all_none_rewards_stop_a_real_run(tmp_path, tiny_model_dir, capsys):
 
 def test_header_secrets_never_reach_the_run_folder(tmp_path, monkeypatch):
     """Defence behind validation (which refuses literal secrets in auth headers): whatever the run folder writes keeps
-    ${VAR} references and redacts every other header value, in the recipe, the lock's command line and the stage."""
+    ${VAR} references and redacts every other header value, and every secret-named value (a reward's api_key, a
+    hub_token), in the recipe, the lock's command line and the stage."""
     import sys
 
     from rlft.runfolder import RunFolder
 
     recipe = {"name": "r", "model": "m", "stages": [{"name": "rl", "rewards": [
-        {"url": "http://h:8000/score", "headers": {"Authorization": "Bearer ${RM_TOKEN}", "X-Api": "s3cr3t-value"}}]}]}
+        {"url": "http://h:8000/score", "headers": {"Authorization": "Bearer ${RM_TOKEN}", "X-Api": "s3cr3t-value"}},
+        {"fn": "judge.py:score", "kwargs": {"api_key": "s3cr3t-value", "model": "m"}}]}]}
     (tmp_path / "recipe.yaml").write_text("name: r\n")
-    monkeypatch.setattr(sys, "argv", ["rlft", "run", "recipe.yaml", "stages.rl.rewards.0.headers.X-Api=s3cr3t-value"])
+    monkeypatch.setattr(sys, "argv", ["rlft", "run", "recipe.yaml", "stages.rl.rewards.0.headers.X-Api=s3cr3t-value",
+                                      "stages.rl.args.hub_token=s3cr3t-value"])
     folder = RunFolder(tmp_path / "run")
     folder.prepare(fresh=False)
     folder.write_resolved(recipe)

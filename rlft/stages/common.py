@@ -9,7 +9,6 @@ import dataclasses
 import importlib.util
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from rlft import compat, models, profiling, speed
 from rlft.errors import RlftError
 from rlft.launch import launch_from_env, resolve_dtype
 from rlft.recipe import DTYPES, Checker, check_config
+from rlft.redaction import redact
 from rlft.runfolder import STAGE_INFO, TRAINER_CONFIG, checkpoints_dir, write_atomic
 
 LORA_KEY = (dict, None, "-> peft.LoraConfig, e.g. {r: 16, lora_alpha: 32, target_modules: all-linear}")
@@ -266,23 +266,13 @@ def save_stage(trainer, tokenizer, ctx: StageContext, extra: dict | None = None)
         write_atomic(ctx.stage_dir / TRAINER_CONFIG, json.dumps(resolved_config(trainer, model), indent=2, default=str))
 
 
-# Keys whose values are secrets wherever they appear in a config (TrainingArguments.to_dict masks only `*_token`).
-_SECRET_KEY = re.compile(r"(token|password|secret|api_key|authorization|headers)$", re.IGNORECASE)
-
-
 def resolved_config(trainer, model) -> dict:
     """What the stage ran with, for the run folder: the TRL config with rlft's defaults and the recipe's `args:`
     resolved (TRL's `training_args.bin` beside the checkpoints is a pickle), and the attention kernel of the model.
-    Secrets are masked."""
-    def masked(node):
-        if isinstance(node, dict):
-            return {k: "<redacted>" if _SECRET_KEY.search(str(k)) and v not in (None, "", {}) else masked(v)
-                    for k, v in node.items()}
-        return [masked(v) for v in node] if isinstance(node, (list, tuple)) else node
-
+    Secrets are redacted (TrainingArguments.to_dict already masks `*_token` fields; rlft.redaction the rest)."""
     return {"config_class": type(trainer.args).__name__, "trainer_class": type(trainer).__name__,
             "attn_implementation": getattr(getattr(model, "config", None), "_attn_implementation", None),
-            "args": masked(trainer.args.to_dict())}
+            "args": redact(trainer.args.to_dict())}
 
 
 def train(trainer, ctx: StageContext) -> dict:
