@@ -163,6 +163,8 @@ def test_trl_reward_works_unchanged_in_grpo_signature_check():
     ("      - {fn: my_rewards.py:brevity, kwargs: {target_word: 5}}",
      "kwargs key 'target_word' is not a parameter of the function; did you mean 'target_words'?"),
     ("      - {fn: my_rewards.py:no_kwargs, kwargs: {style: 1}}", "kwargs key 'style' is not a parameter"),
+    ("      - {fn: my_rewards.py:brevity, kwargs: {api_key: sk-abc123}}",
+     "rewards[0].kwargs.api_key: holds a literal credential"),
     ("      - {fn: my_rewards.py:length, weight: heavy}", "stages[0].rewards[0].weight: expected a number, got a string"),
     ("      - {fn: my_rewards.py:length}\n      - {fn: my_rewards.py:length}", "two rewards are named 'length'"),
     ("      - {fn: my_rewards.py:length, wieght: 2}", "stages[0].rewards[0].wieght: unknown key; did you mean 'weight'?"),

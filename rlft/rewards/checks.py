@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rlft import data
 from rlft.errors import RlftError
+from rlft.redaction import is_secret
 from rlft.rewards import remote
 from rlft.rewards.contract import ALWAYS_PASSED, URL_ONLY, REWARD_KEYS
 from rlft.rewards.loading import load_function
@@ -100,6 +101,10 @@ def _check_common(ctx, entry: dict, raw: dict, where: str) -> None:
     if entry.get("url") is None:
         for key in (k for k in URL_ONLY if k in raw):
             ctx.add(f"{where}.{key}", "applies to url: rewards only; remove it")
+    kwargs = entry.get("kwargs") if isinstance(entry.get("kwargs"), dict) else {}
+    for key in (k for k, v in kwargs.items() if is_secret(k, v)):
+        ctx.add(f"{where}.kwargs.{key}", "holds a literal credential, which would be saved in the run folder; have the "
+                "reward read it from an environment variable (os.environ) and remove it from the recipe")
 
 
 def _check_function(ctx, entry: dict, where: str, receives: set[str] | None) -> str | None:
