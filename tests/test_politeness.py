@@ -204,6 +204,19 @@ def test_standalone_guards():
     assert guards.relevance([QUESTION] * 2, [ANSWER, SPAM[0]]) == [1.0, 0.0]
 
 
+def test_relevance_counts_other_forms_of_the_prompts_words():
+    """A natural reply is not punished for saying "clear" to "clearer" or "email" to "emailed"; unrelated words
+    that merely begin alike ("care", "career") still do not count."""
+    ask = "My out-of-office message confused a client and they emailed my boss. I need a clearer one."
+    on_topic = "I'd be happy to help. Your email should be clear and concise, with a polite greeting."
+    off_topic = "I'd be happy to help. Confusion is common; a career in customer care takes patience."
+    relevance, = guards.relevance([ask], [on_topic])
+    assert relevance == 1.0
+    assert guards.relevance([ask], [off_topic]) == [0.5]  # "confused" ~ "confusion" only
+    assert guards.relevance(["Take care of the cat."], ["A career change."]) == [0.0]
+    assert politeness([ask], [on_topic]) == politeness([ask], [on_topic], relevance_floor=1.0)
+
+
 def test_bad_inputs_raise_clear_errors():
     with pytest.raises(TypeError, match="list of texts"):
         score("a single string")
