@@ -10,7 +10,8 @@ SFT (full and LoRA r 16 all-linear): `rlft run` on a one-stage recipe against a 
 same resolved arguments, on synthetic conversations of ~--seq-len tokens. Tokens/s come from each trainer's own
 `num_tokens` / `train_runtime`; MFU = tokens/s x FLOPs per token / the GPU's bf16 peak (the declared dense peak when
 the GPU is in PEAK_BF16, and the measured GEMM ceiling, both printed). FLOPs per token: 6N (full) or 4N (LoRA) with N
-the linear layers' weights, plus attention (3 x 4 x layers x hidden x sequence length).
+the linear layers' weights, plus attention (3 x 4 x layers x hidden x sequence length), plus with LoRA 6 per adapter
+weight (its forward, input and weight gradients).
 
 Reward stage (GRPO, the polite prompts, a cheap reward so generation and training dominate): samples/s of
   rlft           rlft's defaults for the GPU (HF generate with rlft/speed.py's shared prompt prefill)
@@ -88,19 +89,25 @@ def write_sft_data(path: Path, rows: int, words: int) -> Path:
     return path
 
 
-def linear_params(model_dir: str) -> tuple[int, object]:
+def linear_params(model_dir: str) -> tuple[int, int, object]:
+    """(weights of every linear layer, LoRA adapter weights with LORA, config) of the model, built on the meta device."""
+    from peft import LoraConfig, get_peft_model
     from transformers import AutoConfig, AutoModelForCausalLM
 
     config = AutoConfig.from_pretrained(model_dir)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
-    return sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear)), config
+        n = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+        peft_model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **LORA))
+        adapters = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+    return n, adapters, config
 
 
 def flops_per_token(model_dir: str, lora: bool, seq_len: float) -> float:
-    n, config = linear_params(model_dir)
+    """4N (LoRA) or 6N (full) plus attention, plus 6 per adapter weight with LoRA (forward, input and weight grads)."""
+    n, adapters, config = linear_params(model_dir)
     attention = 4 * config.num_hidden_layers * config.hidden_size * seq_len
-    return (4 * n if lora else 6 * n) + 3 * attention
+    return (4 * n + 6 * adapters if lora else 6 * n) + 3 * attention
 
 
 def gemm_ceiling(device: str, dtype) -> float:

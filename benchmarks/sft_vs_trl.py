@@ -20,9 +20,10 @@ Each measurement runs in its own process.
 
 Model FLOP utilisation: the machine's matmul ceiling is measured in the same run (best of several 2048^2 GEMMs in the
 dtype rlft trains in, and in fp32 and bf16 for reference, before and after the arms: the better of the two), and rlft's tokens/s is turned into model FLOP/s with
-~4N FLOPs per token for LoRA (forward 2N, backward through the frozen weights 2N; the adapters' own gradients are
-negligible) or ~6N for full fine-tuning, N = the weights of every linear layer (LM head included), plus attention
-(2 x 2 x layers x hidden x mean sequence length per forward token, x3 for forward and backward). The last lines are
+~4N FLOPs per token for LoRA (forward 2N, backward through the frozen weights 2N) or ~6N for full fine-tuning,
+N = the weights of every linear layer (LM head included), plus attention (2 x 2 x layers x hidden x mean sequence
+length per forward token, x3 for forward and backward), plus with LoRA 6 per adapter weight (forward, input and weight
+gradients: 4.9M weights at r=16 on all-linear, ~5% of the total, which the 4N rule of thumb leaves out). The last lines are
 machine-readable:
   ratio sft_vs_trl    rlft / plain TRL (same arguments)
   ratio sft_mfu       rlft's model FLOP/s / the measured GEMM ceiling in its dtype
@@ -131,8 +132,9 @@ def _timed(fn, time) -> float:
     return time.perf_counter() - started
 
 
-def flops_per_token(lora: bool, seq_len: float) -> float:
-    """Training FLOPs per token of the recipe's model: 4N (LoRA) or 6N (full) plus attention."""
+def flops_per_token(lora: bool, seq_len: float) -> tuple[float, dict]:
+    """Training FLOPs per token of the recipe's model, and their parts: 4N (LoRA) or 6N (full) plus attention, plus
+    6 per adapter weight with LoRA (its forward, the gradient of its input and of its own weights)."""
     import torch
     import yaml
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -143,10 +145,17 @@ def flops_per_token(lora: bool, seq_len: float) -> float:
     config = AutoConfig.from_pretrained(resolve(recipe["model"], RECIPE.parent))
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
-    n = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+        n = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+        adapters = 0
+        if lora:
+            from peft import LoraConfig, get_peft_model
+
+            lora_config = LoraConfig(task_type="CAUSAL_LM", **recipe["stages"][0]["lora"])
+            adapters = sum(p.numel() for p in get_peft_model(model, lora_config).parameters() if p.requires_grad)
     attention = 2 * 2 * config.num_hidden_layers * config.hidden_size * seq_len  # QK^T and AV, per forward token
     # attention has no weights: its backward (grads of Q, K, V) is ~2x its forward whether or not the rest is LoRA
-    return (4 * n if lora else 6 * n) + 3 * attention
+    parts = {"weights": (4 if lora else 6) * n, "attention": 3 * attention, "adapters": 6 * adapters}
+    return sum(parts.values()), {**parts, "n": n, "adapter_weights": adapters}
 
 
 def measure(kind: str, steps: int) -> float:
@@ -202,8 +211,12 @@ def main() -> None:
     stage = recipe["stages"][0]
     rows = args.steps * stage["args"]["per_device_train_batch_size"]
     seq_len = LAST_TOKENS["rlft"] / rows  # mean real tokens per row
-    per_token = flops_per_token(stage.get("lora") is not None, seq_len)
+    per_token, parts = flops_per_token(stage.get("lora") is not None, seq_len)
     mfu = rlft * per_token / ceilings[dtype]
+    print(f"FLOPs per token: {per_token / 1e9:.3f} G = {'4' if parts['adapter_weights'] else '6'}N "
+          f"{parts['weights'] / 1e9:.3f} G (N = {parts['n'] / 1e6:.1f}M linear weights) + attention "
+          f"{parts['attention'] / 1e9:.3f} G (mean row {seq_len:.0f} tokens) + adapters "
+          f"{parts['adapters'] / 1e9:.3f} G ({parts['adapter_weights'] / 1e6:.2f}M weights x 6)")
     print(f"rlft / plain TRL (same args):     {rlft / same:.3f}   (target >= 0.98)")
     print(f"rlft / plain TRL (TRL defaults):  {rlft / defaults:.2f}")
     print(f"rlft model FLOP/s: {rlft:.1f} tokens/s x {per_token / 1e9:.3f} GFLOP/token = "
