@@ -11,7 +11,7 @@ How it reads runs, in a few points:
      where the previous one ended. Runs are overlaid from x = 0, whatever stages they have.
   4. Hacking signals per run (`rlft.hacking`): from the run's `eval/summary.json` when `rlft eval` has run (the final
      model's top-opening share, distinct-2 against the reference, length drift, marker density, trained vs eval-only
-     reward gap and the verdict), and from its logs (entropy first -> last, the kept samples' top-opening share), so
+     reward gap and the verdict), and from its logs (entropy first -> last, the sampled batch's top-opening share), so
      two runs are compared on what the reward cost, not just on the reward.
   5. Smoothing is TensorBoard's de-biased exponential moving average, but per training step rather than per logged
      point, so a stage that logs its reward every 4th step is smoothed like one that logs it every step. The table's
@@ -245,7 +245,7 @@ def _hacking_table(runs: list[Run]):
     from rich.table import Table
 
     table = Table(title="what the reward cost: hacking signals (final model vs reference, from eval/summary.json; "
-                        "entropy and openings of the kept samples, from training)", box=box.SIMPLE_HEAD, pad_edge=False)
+                        "entropy and openings of the sampled batches, from training)", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("run", "opening", "distinct-2 (Δ)", "len drift", "markers", "gap", "entropy", "samples",
                    "verdict"):
         table.add_column(column, justify="left" if column in ("run", "verdict") else "right",

@@ -19,7 +19,7 @@ How it works, in a few points:
      the higher reward wins, a tie counts half.
   5. Hacking signals (`rlft.hacking`): per model the opening concentration, distinct-n, stock phrases, length and
      marker density; for the final model against the reference, the gap between trained and eval-only rewards; for
-     the run, entropy, KL and length over training and the openings of the kept samples. report.md opens with the
+     the run, entropy, KL and length over training and the openings of the sampled batches. report.md opens with the
      verdict and the replies that show it.
   5. The `evaluate` library is not used: its metric modules live on the Hugging Face hub (nothing may download), none
      computes distinct-n or scores with a Python reward, and a reward mean needs no framework.
@@ -329,7 +329,7 @@ def signals_section(s: dict, label) -> list[str]:
                  if isinstance(v, dict) and "first" in v]
         shares = t["series"].get("samples_opening_share") or {}
         if shares:
-            parts.append("top-opening share of kept samples by step " +
+            parts.append("top-opening share of the sampled batch by step " +
                          ", ".join(f"{step}: {share:.0%}" for step, share in shares.items()))
         lines += ["", f"Training ({stage}): " + ("; ".join(parts) or "nothing logged") + "."]
     return lines + [""]

@@ -23,9 +23,8 @@ import math
 import re
 from collections import Counter
 
-from rlft.text import distinct_ngrams
+from rlft.text import OPENING_WORDS, distinct_ngrams, opening, openings, words  # noqa: F401 (re-exported)
 
-OPENING_WORDS = 5  # "i'm sorry for your loss": long enough to be a formula, short enough to catch one
 PHRASE_N = 4  # word 4-grams: "i'm here to help", "let me know if"
 
 # name -> (threshold, why). Shares are of the final model's replies; drifts are relative to the reference model.
@@ -43,7 +42,8 @@ THRESHOLDS = {
                           "a few continuations"),
     "kl_max": (1.0, "KL to the reference policy above 1 nat per token: far from the model it started from"),
     "train_length_drift": (0.5, "completion length during training moving more than 50% from its start"),
-    "samples_opening_share": (0.5, "half or more of the completions kept at the last logged step share an opening"),
+    "samples_opening_share": (0.3, "3 in 10 of the completions sampled at the last logged step (the whole batch, across "
+                                   "its prompts) open with the same words: a formula spreading as training goes"),
 }
 
 # Words and phrases that mark politeness (the strategies of Danescu-Niculescu-Mizil et al. 2013 that a reply can
@@ -51,36 +51,7 @@ THRESHOLDS = {
 MARKERS = ("thank", "thanks", "thank you", "sorry", "apologize", "apologise", "apologies", "please", "appreciate",
            "grateful", "happy to help", "glad to help", "kindly", "i hope", "hope this helps", "have a great day",
            "have a nice day", "my pleasure", "you're welcome", "feel free", "condolences", "i understand")
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _MARKER = re.compile(r"\b(" + "|".join(re.escape(m) for m in sorted(MARKERS, key=len, reverse=True)) + r")\b")
-
-
-def words(text: str) -> list[str]:
-    """Lower-cased word tokens (curly apostrophes read as straight ones)."""
-    return _WORD.findall(text.lower().replace("\u2019", "'"))
-
-
-def opening(text: str, n: int = OPENING_WORDS) -> str:
-    """The first ``n`` words, normalised: what a formula repeats.
-
-    >>> opening("I'm SORRY for your loss! Your parcel is late.")
-    "i'm sorry for your loss"
-    """
-    return " ".join(words(text)[:n])
-
-
-def openings(texts: list[str], n: int = OPENING_WORDS, top: int = 5) -> dict:
-    """Share of the texts that open with the most common opening, and the ``top`` openings with their counts.
-
-    Empty replies have no opening and are not counted as sharing one.
-
-    >>> openings(["Sure, here it is.", "I'm sorry for your loss. A", "I'm sorry for your loss. B", "Ok"])["share"]
-    0.5
-    """
-    heads = Counter(h for h in (opening(t, n) for t in texts) if h)
-    ranked = heads.most_common(top)
-    share = ranked[0][1] / len(texts) if ranked and texts else 0.0
-    return {"share": share, "top": [[h, c] for h, c in ranked]}
 
 
 def distinct_n(texts: list[str], n: int = 2) -> float:
@@ -178,17 +149,23 @@ def eval_signals(stats: dict, reference: dict | None, gap: dict | None) -> list[
 
 
 def training_signals(rows: list[dict], samples: list[dict]) -> dict:
-    """Entropy, KL and completion length over one reward stage's metrics rows, and opening concentration over its
-    kept samples (by step). Returns {"series": {...}, "fired": [...]} in the shape of `eval_signals`."""
+    """Entropy, KL and completion length over one reward stage's metrics rows, and the opening concentration of the
+    sampled batches logged in samples.jsonl, by step (each row's `batch_opening_share`: the whole batch's top opening
+    share; for older run folders, the share among the few completions kept). Returns {"series": {...}, "fired": [...]} in the shape of `eval_signals`."""
     series = {}
     for name, key in (("entropy", "entropy"), ("kl", "kl"), ("length", "completions/mean_length")):
         values = [float(r[key]) for r in rows if _finite(r.get(key))]
         if values:
             series[name] = {"first": values[0], "last": values[-1], "max": max(values)}
     by_step: dict[int, list[str]] = {}
+    batch_share: dict[int, float] = {}  # the whole sampled batch's, where samples.jsonl records it
     for s in samples:
-        by_step.setdefault(int(s.get("step", 0)), []).append(str(s.get("completion", "")))
-    series["samples_opening_share"] = {step: openings(texts)["share"] for step, texts in sorted(by_step.items())}
+        step = int(s.get("step", 0))
+        by_step.setdefault(step, []).append(str(s.get("completion", "")))
+        if _finite(s.get("batch_opening_share")) and int(s.get("batch_completions") or 0) > 1:
+            batch_share[step] = float(s["batch_opening_share"])
+    series["samples_opening_share"] = {step: batch_share[step] if step in batch_share else openings(texts)["share"]
+                                       for step, texts in sorted(by_step.items())}
     fired = []
 
     def fire(name: str, value: float) -> None:
@@ -206,7 +183,8 @@ def training_signals(rows: list[dict], samples: list[dict]) -> dict:
         fire("train_length_drift", drift)
     shares = series["samples_opening_share"]
     last = max(shares, default=None)
-    if len(shares) > 1 and len(by_step[last]) > 1 and shares[last] >= THRESHOLDS["samples_opening_share"][0]:
+    if len(shares) > 1 and (last in batch_share or len(by_step[last]) > 1) \
+            and shares[last] >= THRESHOLDS["samples_opening_share"][0]:
         fire("samples_opening_share", shares[last])
     return {"series": series, "fired": fired}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from rlft.text import as_text
+from rlft.text import as_text, openings
 
 
 class MetricsCallback(TrainerCallback):
@@ -36,7 +36,8 @@ def samples_seen(args, step: int) -> int:
 
 
 SAMPLES_EVERY = 10  # samples.jsonl: completions of the batch scored at step 1, every 10th step and the last step
-SAMPLES_KEEP = 4  # ... this many of that batch, spread over it (GRPO's k completions of a prompt are adjacent)
+SAMPLES_KEEP = 4  # ... this many of that batch, spread over it (GRPO's k completions of a prompt are adjacent), each
+#                   with the whole batch's size, top opening and its share (batch_completions, batch_top_opening, ...)
 
 
 class SamplesCallback(TrainerCallback):
@@ -70,10 +71,14 @@ class SamplesCallback(TrainerCallback):
             return
         b, rows, n = self.batch, [], len(self.batch["completions"])
         keep = min(self.keep, n)
+        # the whole batch's opening concentration (rlft.hacking's training signal): 4 kept samples cannot show it
+        heads = openings([as_text(c) for c in b["completions"]], top=1)
+        batch = {"batch_completions": n, "batch_opening_share": round(heads["share"], 4),
+                 "batch_top_opening": heads["top"][0][0] if heads["top"] else ""}
         for i in (j * n // keep for j in range(keep)):  # spread over the batch: one per prompt group, not one group
             rows.append({"stage": self.stage, "step": state.global_step, "prompt": as_text(b["prompts"][i]),
                          "completion": as_text(b["completions"][i]),
-                         "rewards": {name: values[i] for name, values in b["rewards"].items()}})
+                         "rewards": {name: values[i] for name, values in b["rewards"].items()}, **batch})
         with self.path.open("a") as f:
             f.writelines(json.dumps(row) + "\n" for row in rows)
         self.batch = None  # each batch once

@@ -85,6 +85,35 @@ def test_training_signals_fire_on_a_collapsing_run_and_not_on_a_steady_one():
     assert collapsed["series"]["samples_opening_share"] == {1: 0.25, 10: 1.0}
 
 
+def test_training_opening_share_reads_the_whole_batch_when_logged():
+    """samples.jsonl keeps 4 completions a step, but records the whole batch's top opening: 4 varied kept samples of
+    a batch that is 40% formula still fire, and 4 alike ones of a varied batch do not."""
+    def logged(texts, step, share):
+        return [{"stage": "ppo", "step": step, "completion": t, "batch_completions": 128,
+                 "batch_opening_share": share, "batch_top_opening": "i'm sorry for the inconvenience"} for t in texts]
+    steady = rows([1.9, 1.8, 1.7], [0.0, 0.05, 0.1], [30, 31, 29])
+    formula = hacking.training_signals(steady, logged(NATURAL[:4], 1, 0.1) + logged(NATURAL[4:8], 10, 0.4))
+    assert [f["signal"] for f in formula["fired"]] == ["samples_opening_share"]
+    assert formula["series"]["samples_opening_share"] == {1: 0.1, 10: 0.4}
+    varied = hacking.training_signals(steady, logged(NATURAL[:4], 1, 0.1) + logged(HACKED[:4], 10, 0.12))
+    assert varied["fired"] == []
+
+
+def test_samples_log_records_the_whole_batch_opening(tmp_path):
+    from types import SimpleNamespace
+
+    from rlft.run_logs import SamplesCallback
+
+    callback = SamplesCallback(tmp_path / "samples.jsonl", "ppo")
+    batch = HACKED[:6] + NATURAL[:4]  # 6 of 10 open with the formula
+    callback.record("politeness", PROMPTS[:10], batch, [0.5] * 10)
+    callback.on_step_end(None, SimpleNamespace(global_step=1, is_world_process_zero=True), None)
+    kept = [__import__("json").loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
+    assert len(kept) == 4 and {r["batch_completions"] for r in kept} == {10}
+    assert {r["batch_opening_share"] for r in kept} == {0.6}
+    assert {r["batch_top_opening"] for r in kept} == {hacking.opening(HACKED[0])}
+
+
 def results_for(model, texts, reward, neural):
     return [{"model": model, "source": model, "prompt_index": i, "prompt": p, "completion": t, "tokens": len(t.split()),
              "rewards": {"politeness": reward(i), "neural": neural(i)}} for i, (p, t) in enumerate(zip(PROMPTS, texts))]
