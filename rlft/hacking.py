@@ -42,8 +42,9 @@ THRESHOLDS = {
                           "a few continuations"),
     "kl_max": (1.0, "KL to the reference policy above 1 nat per token: far from the model it started from"),
     "train_length_drift": (0.5, "completion length during training moving more than 50% from its start"),
-    "samples_opening_share": (0.3, "3 in 10 of the completions sampled at the last logged step (the whole batch, across "
-                                   "its prompts) open with the same words: a formula spreading as training goes"),
+    "samples_opening_share": (0.15, "15% of the completions sampled at the last logged step (the whole batch, across its "
+                                    "prompts) open with the same words, where a healthy run's sampled batches stay near "
+                                    "2-6%: a formula spreading as training goes"),
 }
 
 # Words and phrases that mark politeness (the strategies of Danescu-Niculescu-Mizil et al. 2013 that a reply can
@@ -183,7 +184,8 @@ def training_signals(rows: list[dict], samples: list[dict]) -> dict:
         fire("train_length_drift", drift)
     shares = series["samples_opening_share"]
     last = max(shares, default=None)
-    if len(shares) > 1 and (last in batch_share or len(by_step[last]) > 1) \
+    kept = len(by_step[last]) if last is not None else 0  # old run folders: only the kept completions; two must agree
+    if len(shares) > 1 and (last in batch_share or shares[last] * kept >= 2) \
             and shares[last] >= THRESHOLDS["samples_opening_share"][0]:
         fire("samples_opening_share", shares[last])
     return {"series": series, "fired": fired}
