@@ -43,8 +43,9 @@ THRESHOLDS = {
     "kl_max": (1.0, "KL to the reference policy above 1 nat per token: far from the model it started from"),
     "train_length_drift": (0.5, "completion length during training moving more than 50% from its start"),
     "samples_opening_share": (0.15, "15% of the completions sampled at the last logged step (the whole batch, across its "
-                                    "prompts) open with the same words, where a healthy run's sampled batches stay near "
-                                    "2-6%: a formula spreading as training goes"),
+                                    "prompts) open with the same words: a formula spreading as training goes (the "
+                                    "flagship's PPO batches stay at 1-6% at temperature 0.8, the hacked recipe's last "
+                                    "reaches 19%)"),
 }
 
 # Words and phrases that mark politeness (the strategies of Danescu-Niculescu-Mizil et al. 2013 that a reply can
