@@ -120,6 +120,9 @@ def test_samples_jsonl_has_completions_with_every_reward(evaluated):
     for r in rows:
         assert set(r["rewards"]) == {"polite", "length"} and isinstance(r["completion"], str)
         assert r["rewards"]["length"] == pytest.approx(len(r["completion"]) / 100)
+        # the whole scored batch's opening concentration, which the kept completions alone cannot show
+        assert r["batch_completions"] >= len([x for x in rows if x["step"] == r["step"]])
+        assert 0 < r["batch_opening_share"] <= 1 and isinstance(r["batch_top_opening"], str)
 
 
 def test_rerun_skips_eval_and_rlft_eval_reruns_it(evaluated, capsys):
