@@ -93,8 +93,6 @@ def plot(runs: list[Run], metric: str, smooth: float, x: str, out: Path) -> list
         ax.set_title(name if name == metric else name.split("/")[1], fontsize=11)
         ax.set_xlabel("samples seen" if x == "samples" else "step")
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
     if not drawn:
@@ -104,7 +102,7 @@ def plot(runs: list[Run], metric: str, smooth: float, x: str, out: Path) -> list
         raise RlftError(f"no run has logged {metric!r} yet; metrics logged: {', '.join(logged) or 'none'}. "
                         "Pick one with --metric")
     fig.suptitle(f"{metric}  (faint: raw, bold: EMA smoothing {smooth} per step)", fontsize=12)
-    fig.tight_layout()
+    _legend_below(fig, axes)
     tmp = None
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -145,6 +143,20 @@ def check_out(out: Path) -> None:
     if out.exists() and MARK.encode() not in out.read_bytes():
         raise RlftError(f"--out {out}: this file exists and rlft did not write it, so it is left alone; give another "
                         "--out (rlft replaces only an image an earlier rlft compare wrote)")
+
+
+def _legend_below(fig, axes) -> None:
+    """One legend for every panel, below them: a run's label carries its hacking signals, too long to sit on a curve."""
+    entries = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    width, height = fig.get_size_inches()
+    extra = 0.3 + 0.22 * len(entries) if entries else 0.0  # inches: a line of 9-point text per entry
+    fig.set_size_inches(width, height + extra)
+    if entries:
+        fig.legend(list(entries.values()), list(entries), loc="lower center", fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, extra / (height + extra), 1, 1))
 
 
 def _verdict_tag(run: Run) -> str:
