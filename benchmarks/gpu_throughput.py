@@ -90,7 +90,8 @@ def write_sft_data(path: Path, rows: int, words: int) -> Path:
 
 
 def linear_params(model_dir: str) -> tuple[int, int, object]:
-    """(weights of every linear layer, LoRA adapter weights with LORA, config) of the model, built on the meta device."""
+    """(weights of every linear layer, LoRA adapter weights with LORA, config) of the model, built on the meta
+    device."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoConfig, AutoModelForCausalLM
 

@@ -22,9 +22,9 @@ Model FLOP utilisation: the machine's matmul ceiling is measured in the same run
 dtype rlft trains in, and in fp32 and bf16 for reference, before and after the arms: the better of the two), and rlft's tokens/s is turned into model FLOP/s with
 ~4N FLOPs per token for LoRA (forward 2N, backward through the frozen weights 2N) or ~6N for full fine-tuning,
 N = the weights of every linear layer (LM head included), plus attention (2 x 2 x layers x hidden x mean sequence
-length per forward token, x3 for forward and backward), plus with LoRA 6 per adapter weight (forward, input and weight
-gradients: 4.9M weights at r=16 on all-linear, ~5% of the total, which the 4N rule of thumb leaves out). The last lines are
-machine-readable:
+length per forward token, x3 for forward and backward), plus with LoRA 6 per adapter weight (forward, input and
+weight gradients: 4.9M weights at r=16 on all-linear, ~5% of the total, which the 4N rule of thumb leaves out).
+The last lines are machine-readable:
   ratio sft_vs_trl    rlft / plain TRL (same arguments)
   ratio sft_mfu       rlft's model FLOP/s / the measured GEMM ceiling in its dtype
 """

@@ -257,7 +257,8 @@ def _hacking_table(runs: list[Run]):
     from rich.table import Table
 
     table = Table(title="what the reward cost: hacking signals (final model vs reference, from eval/summary.json; "
-                        "entropy and openings of the sampled batches, from training)", box=box.SIMPLE_HEAD, pad_edge=False)
+                        "entropy and openings of the sampled batches, from training)", box=box.SIMPLE_HEAD,
+                  pad_edge=False)
     for column in ("run", "opening", "distinct-2 (Δ)", "len drift", "markers", "gap", "entropy", "samples",
                    "verdict"):
         table.add_column(column, justify="left" if column in ("run", "verdict") else "right",

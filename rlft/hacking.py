@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
 
 from rlft.text import OPENING_WORDS, distinct_ngrams, opening, openings, words  # noqa: F401 (re-exported)
 
@@ -42,10 +41,10 @@ THRESHOLDS = {
                           "a few continuations"),
     "kl_max": (1.0, "KL to the reference policy above 1 nat per token: far from the model it started from"),
     "train_length_drift": (0.5, "completion length during training moving more than 50% from its start"),
-    "samples_opening_share": (0.15, "15% of the completions sampled at the last logged step (the whole batch, across its "
-                                    "prompts) open with the same words: a formula spreading as training goes (the "
-                                    "flagship's PPO batches stay at 1-6% at temperature 0.8, the hacked recipe's last "
-                                    "reaches 19%)"),
+    "samples_opening_share": (0.15, "15% of the completions sampled at the last logged step (the whole batch, "
+                                    "across its prompts) open with the same words: a formula spreading as training "
+                                    "goes (the flagship's PPO batches stay at 1-6% at temperature 0.8, the hacked "
+                                    "recipe's last reaches 19%)"),
 }
 
 # Words and phrases that mark politeness (the strategies of Danescu-Niculescu-Mizil et al. 2013 that a reply can
@@ -153,7 +152,8 @@ def eval_signals(stats: dict, reference: dict | None, gap: dict | None) -> list[
 def training_signals(rows: list[dict], samples: list[dict]) -> dict:
     """Entropy, KL and completion length over one reward stage's metrics rows, and the opening concentration of the
     sampled batches logged in samples.jsonl, by step (each row's `batch_opening_share`: the whole batch's top opening
-    share; for older run folders, the share among the few completions kept). Returns {"series": {...}, "fired": [...]} in the shape of `eval_signals`."""
+    share; for older run folders, the share among the few completions kept).
+    Returns {"series": {...}, "fired": [...]} in the shape of `eval_signals`."""
     series = {}
     for name, key in (("entropy", "entropy"), ("kl", "kl"), ("length", "completions/mean_length")):
         values = [float(r[key]) for r in rows if _finite(r.get(key))]
@@ -164,7 +164,8 @@ def training_signals(rows: list[dict], samples: list[dict]) -> dict:
     for s in samples:
         step = int(s.get("step", 0))
         by_step.setdefault(step, []).append(str(s.get("completion", "")))
-        if _finite(s.get("batch_opening_share")) and int(s.get("batch_completions") or 0) > 1:
+        size = s.get("batch_completions")
+        if _finite(s.get("batch_opening_share")) and isinstance(size, int) and size > 1:
             batch_share[step] = float(s["batch_opening_share"])
     series["samples_opening_share"] = {step: batch_share[step] if step in batch_share else openings(texts)["share"]
                                        for step, texts in sorted(by_step.items())}
