@@ -23,7 +23,7 @@ import yaml
 from rlft import eval_section, fieldtypes
 from rlft.data import read_text
 from rlft.errors import RecipeError, RlftError
-from rlft.redaction import SECRET_KEY
+from rlft.redaction import is_secret_key
 
 REQUIRED = object()
 
@@ -219,13 +219,14 @@ def check_config(checker: Checker, config_class, kwargs: dict, path: str, defaul
         return None
 
 
-def _secrets(node: dict, prefix: str = ""):
-    """(dotted key, value) of every credential in a config mapping, nested ones included: TRL and transformers take
-    such values literally (a ${VAR} reference included), so none belongs in `args:`."""
-    for key, value in node.items():
-        if isinstance(key, str) and SECRET_KEY.match(key) and isinstance(value, str) and value.strip():
+def _secrets(node, prefix: str = ""):
+    """(dotted key, value) of every credential in a config mapping, nested ones (mappings and lists) included: TRL and
+    transformers take such values literally (a ${VAR} reference included), so none belongs in `args:`."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        if is_secret_key(key, value):
             yield f"{prefix}{key}", value
-        elif isinstance(value, dict):
+        elif isinstance(value, (dict, list)):
             yield from _secrets(value, f"{prefix}{key}.")
 
 

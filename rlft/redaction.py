@@ -8,9 +8,24 @@ import re
 # A header value that only names environment variables (optionally after a scheme word): safe to write down.
 _REFERENCE_ONLY = re.compile(r"^\s*(\w+\s+)?(\$\{\w+\}\s*)+$")
 REDACTED = "<redacted>"
-# Keys whose value is a credential wherever it appears (TrainingArguments' `hub_token`, a `token` in
-# `model_init_kwargs`, ...). `pad_token`, `eos_token` and the like name vocabulary entries, not secrets.
-SECRET_KEY = re.compile(r"^(hub_token|token|access_token|auth_token|\w*api_key|\w*password|\w*secret)$", re.IGNORECASE)
+# Keys whose value is a credential wherever it appears: any `*token` (TrainingArguments' `hub_token`, a `token` in
+# `model_init_kwargs`, a reward's `hf_token`), API, access, private and secret keys, passwords, credentials ...
+SECRET_KEY = re.compile(r"^(\w*token|\w*(api|access|private|secret)_?key|\w*secret|\w*passw(or)?d|\w*credentials?|"
+                        r"authorization)$", re.IGNORECASE)
+# ... except the `*_token` keys that name vocabulary entries (SFTConfig's `pad_token`, `eos_token`, a reward's
+# `stop_token`), and values that look like one ("<|im_end|>"): a credential has no angle brackets.
+_VOCABULARY_KEY = re.compile(r"^(pad|eos|bos|unk|sep|cls|mask|start|end|stop|image|audio|video)_token$", re.IGNORECASE)
+_VOCABULARY_VALUE = re.compile(r"^\s*<.*>\s*$")
+
+
+def is_secret_key(key, value) -> bool:
+    """True for a secret-named key holding a non-empty string (a ${VAR} reference included).
+
+    >>> is_secret_key("hf_token", "${HF_TOKEN}"), is_secret_key("pad_token", "x"), is_secret_key("token", "<|end|>")
+    (True, False, False)
+    """
+    return (isinstance(key, str) and bool(SECRET_KEY.match(key)) and not _VOCABULARY_KEY.match(key)
+            and isinstance(value, str) and bool(value.strip()) and not _VOCABULARY_VALUE.match(value))
 
 
 def is_secret(key, value) -> bool:
@@ -18,9 +33,10 @@ def is_secret(key, value) -> bool:
 
     >>> is_secret("hub_token", "hf_abc"), is_secret("hub_token", "${HF_TOKEN}"), is_secret("pad_token", "<pad>")
     (True, False, False)
+    >>> is_secret("hf_token", "hf_abc"), is_secret("openai_api_key", "sk-1"), is_secret("db_password", "pw")
+    (True, True, True)
     """
-    return (isinstance(key, str) and bool(SECRET_KEY.match(key)) and isinstance(value, str) and bool(value.strip())
-            and not _REFERENCE_ONLY.match(value))
+    return is_secret_key(key, value) and not _REFERENCE_ONLY.match(value)
 
 
 def redact(node):

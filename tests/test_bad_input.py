@@ -34,6 +34,9 @@ CASES = {
     "missing name": (recipe_text("model: MODEL\n"), ["name: missing"]),
     "token in args": (recipe_text(stages=GOOD_STAGE.replace("max_steps: 1", "max_steps: 1, hub_token: hf_abcdef")),
                       ["stages[0].args.hub_token: holds a credential", "HF_TOKEN"]),
+    "nested token in args": (recipe_text(stages=GOOD_STAGE.replace(
+        "max_steps: 1", "max_steps: 1, model_init_kwargs: {hf_token: '${HF_TOKEN}'}")),
+        ["stages[0].args.model_init_kwargs.hf_token: holds a credential"]),
     "unknown attention": (recipe_text("name: t\nmodel: MODEL\nattn_implementation: flash\n"),
                           ["attn_implementation: 'flash' is not one of auto, eager, sdpa, flash_attention_2"]),
     "attention package missing": (recipe_text("name: t\nmodel: MODEL\nattn_implementation: flash_attention_2\n"),
