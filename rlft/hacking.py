@@ -43,8 +43,8 @@ THRESHOLDS = {
     "train_length_drift": (0.5, "completion length during training moving more than 50% from its start"),
     "samples_opening_share": (0.15, "15% of the completions sampled at the last logged step (the whole batch, "
                                     "across its prompts) open with the same words: a formula spreading as training "
-                                    "goes (the flagship's PPO batches stay at 1-6% at temperature 0.8, the hacked "
-                                    "recipe's last reaches 19%)"),
+                                    "goes (the flagship's PPO runs and their variants: 1-6% at temperature 0.8; the "
+                                    "hacked recipe's last batch: 19%)"),
 }
 
 # Words and phrases that mark politeness (the strategies of Danescu-Niculescu-Mizil et al. 2013 that a reply can
@@ -186,8 +186,9 @@ def training_signals(rows: list[dict], samples: list[dict]) -> dict:
         fire("train_length_drift", drift)
     shares = series["samples_opening_share"]
     last = max(shares, default=None)
-    kept = len(by_step[last]) if last is not None else 0  # old run folders: only the kept completions; two must agree
-    if len(shares) > 1 and (last in batch_share or shares[last] * kept >= 2) \
+    # old run folders have only the kept completions: two of them must share the opening
+    agreeing = (openings(by_step[last], top=1)["top"] or [["", 0]])[0][1] if last is not None else 0
+    if len(shares) > 1 and (last in batch_share or agreeing >= 2) \
             and shares[last] >= THRESHOLDS["samples_opening_share"][0]:
         fire("samples_opening_share", shares[last])
     return {"series": series, "fired": fired}
