@@ -47,15 +47,24 @@ OPENING_SHARE_OK = 0.05  # ... shared with up to 5 % of the other prompts' repli
 #                          of a policy's greedy replies showed in under 10 % of its samples: the guard bites early
 OPENING_SHARE_ZERO = 0.2  # ... with 20 % of them it is a formula, and the guard reaches DIVERSITY_FLOOR (at 0.3 an
 #                           opening in 11 % of a policy's samples kept 81 % of its reward and still paid)
+FIRST_WORD_SHARE_OK = 0.15  # diversity: the first word alone (FILLERS dropped), shared with up to 15 % of the other
+#                             prompts' replies, is normal ("the", "it's", "sorry" to the complaints among them) ...
+FIRST_WORD_SHARE_ZERO = 0.4  # ... with 40 % it is a formula that varies after its first word. Greedy decoding takes
+#                              the likeliest word at each step, so a policy whose samples opened "Sorry ..." in 22-55 %
+#                              of a batch (no 3-word opening past 9 %; the SFT model: 9 %) answered a fifth of the
+#                              held-out prompts with one apology ("I'm sorry for the inconvenience")
 PHRASE_N = 4  # diversity: stock phrases are word 4-grams ...
 PHRASE_PROMPTS = 0.3  # ... found in the replies to more than 30 % of the other prompts
 STOCK_OK = 0.25  # a reply may be this much stock phrase (a closing "let me know if you ...") before it bites
 STOCK_ZERO = 0.75  # ... and is nothing but formula here
 DIVERSITY_FLOOR = 0.2  # a formula keeps a fifth of its reward: the policy learns to vary, not to go silent
 MIN_PROMPTS = 3  # fewer distinct prompts in a call than this: no judgement (nothing to compare across)
-GAFFES = {"condolence", "gladness"}  # misplaced strategies that cost (a misplaced apology merely does not pay)
+GAFFES = {"condolence", "gladness"}  # misplaced strategies that cost the most
 CONDOLENCE_FACTOR = 0.2  # a condolence to someone who lost nobody is a gaffe, as costly as rudeness; so is gladness
 #                          at a message that brought no good news ("I'm glad to hear that" to "my card won't work")
+STOCK_APOLOGY_FACTOR = 0.5  # an apology to no reported trouble, or one that names none of it ("I'm sorry for the
+#                            inconvenience"), does not pay and costs half the reward: the stock apology is the formula
+#                            PPO runs reached for (19-22 % of the held-out replies on an unlucky seed)
 
 # Context fit (Brown & Levinson 1987; Danescu-Niculescu-Mizil et al. 2013): an apology redresses an offence or a
 # trouble the hearer suffers, so it is polite where the user reports one and a non sequitur elsewhere; sympathy
@@ -74,7 +83,7 @@ _LOSS = re.compile(r"\b(passed away|passed on|funeral|bereave\w*|grie(f|ving|ve)
 # What a user says when something went wrong: a fault, a loss of money or time, a mishap, a feeling about it.
 _TROUBLE = re.compile(r"\b(problems?|issues?|trouble|broke|broken|won'?t|can'?t|cannot|couldn'?t|doesn'?t|"
                       r"didn'?t|isn'?t|not working|stopped|errors?|bugs?|crash\w*|fail\w*|wrong|mistakes?|accident\w*|"
-                      r"late|delay\w*|"
+                      r"late|delay\w*|overdue|(was|were) due|"
                       r"missing|lost|stolen|damaged|smashed|crushed|ruin\w*|refund|charg\w*|fees?|scam\w*|cheat\w*|"
                       r"robb\w*|double|cancel\w*|locked|stuck|rejected|turned down|denied|dropped|hurts?|pain|sick|"
                       r"unwell|fever|injur\w*|pulled|dying|died|dead|annoy\w*|frustrat\w*|angry|upset|disappoint\w*|"
@@ -318,7 +327,13 @@ def apply_guards(scores: list[float], replies: list[str], relevances: list[float
 # prompts with the first.
 FILLERS = frozenset("i i'm im am i'd i'll we we're be would so very really truly terribly deeply extremely just quite "
                     "oh ah well hey hi hello sure yes yeah okay ok certainly absolutely definitely".split())
+# ... and the ritual words it swaps for each other: "I'd be happy to help" / "Glad to help!" / "Pleased to help."
+SAME_RITUAL = {
+    **dict.fromkeys("glad pleased delighted thrilled".split(), "happy"),
+    **dict.fromkeys("apologies apologise apologize apologizing apologising".split(), "sorry"),
+    **dict.fromkeys("thank thanks appreciate".split(), "thanks"), "assist": "help"}
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
+_SENTENCES = re.compile(r"(?<=[.!?;:])\s+|\n+")
 
 
 def opening(text: str, n: int = OPENING_WORDS) -> str:
@@ -331,7 +346,7 @@ def opening(text: str, n: int = OPENING_WORDS) -> str:
     True
     """
     first = _SENTENCE_END.split(text.strip(), maxsplit=1)[0]
-    return " ".join([w for w in words(first) if w not in FILLERS][:n])
+    return " ".join([SAME_RITUAL.get(w, w) for w in words(first) if w not in FILLERS][:n])
 
 
 def _ramp(share: float, ok: float, zero: float, floor: float) -> float:
@@ -339,47 +354,60 @@ def _ramp(share: float, ok: float, zero: float, floor: float) -> float:
     return max(floor, 1.0 - (1.0 - floor) * (share - ok) / (zero - ok)) if share > ok else 1.0
 
 
-def formula_shares(asks: list[str], replies: list[str],
-                   opening_words: int = OPENING_WORDS) -> list[tuple[float, float]]:
-    """Per reply: (share of the other prompts' replies with the same opening, share of its 4-grams that are stock).
-
-    A 4-gram is stock when the replies to more than ``PHRASE_PROMPTS`` of the other prompts contain it. Replies to
-    the same prompt (a GRPO group) are never compared with each other. With fewer than ``MIN_PROMPTS`` distinct
-    prompts every share is 0.
-    """
-    groups = sorted(set(asks))
-    if len(groups) < MIN_PROMPTS:
-        return [(0.0, 0.0)] * len(replies)
-    openings = [opening(r, opening_words) for r in replies]
-    openings = [head if len(head.split()) >= 2 else None for head in openings]  # "Sure." alone is no formula
+def _shared(asks: list[str], heads: list, min_others: int = 0) -> list[float]:
+    """Per reply: the share of the *other* prompts' replies that open with the same head (None: no head), 0 when the
+    head opens the replies to fewer than ``min_others`` other prompts."""
     count, per_prompt = {}, {}
-    for ask, head in zip(asks, openings):
+    for ask, head in zip(asks, heads):
         per_prompt[ask] = per_prompt.get(ask, 0) + 1
         if head is not None:
             count[(ask, head)] = count.get((ask, head), 0) + 1
-    by_head = {}
+    by_head, prompts = {}, {}
     for (ask, head), c in count.items():
         by_head[head] = by_head.get(head, 0) + c
+        prompts[head] = prompts.get(head, 0) + 1
+    out = []
+    for ask, head in zip(asks, heads):
+        others = len(asks) - per_prompt[ask]
+        if head is None or prompts[head] - 1 < min_others or not others:
+            out.append(0.0)
+        else:
+            out.append((by_head[head] - count[(ask, head)]) / others)
+    return out
+
+
+def formula_shares(asks: list[str], replies: list[str],
+                   opening_words: int = OPENING_WORDS) -> list[tuple[float, float, float]]:
+    """Per reply: (share of the other prompts' replies with the same opening, share with the same first word, share
+    of its 4-grams that are stock).
+
+    The first word counts only when it opens the replies to at least ``MIN_PROMPTS`` other prompts (one word
+    coincides far more often than three). A 4-gram is stock when the replies to more than ``PHRASE_PROMPTS`` of the
+    other prompts contain it. Replies to the same prompt (a GRPO group) are never compared with each other. With
+    fewer than ``MIN_PROMPTS`` distinct prompts every share is 0.
+    """
+    groups = sorted(set(asks))
+    if len(groups) < MIN_PROMPTS:
+        return [(0.0, 0.0, 0.0)] * len(replies)
+    heads = [opening(r, opening_words) for r in replies]
+    heads = [head if len(head.split()) >= 2 else None for head in heads]  # "Sure." alone is no formula
+    firsts = [opening(r, 1) or None for r in replies]
     grams = [{tuple(w[i:i + PHRASE_N]) for i in range(len(w) - PHRASE_N + 1)} for w in map(words, replies)]
     prompts_with = {}
     for ask, gs in zip(asks, grams):
         for g in gs:
             prompts_with.setdefault(g, set()).add(ask)
-    total = len(replies)
-    out = []
-    for ask, head, gs in zip(asks, openings, grams):
-        others = total - per_prompt[ask]
-        same = (by_head[head] - count[(ask, head)]) if head is not None else 0
-        stock = sum(len(prompts_with[g]) - 1 > PHRASE_PROMPTS * (len(groups) - 1) for g in gs)
-        out.append((same / others, stock / len(gs) if gs else 0.0))
-    return out
+    stock = [sum(len(prompts_with[g]) - 1 > PHRASE_PROMPTS * (len(groups) - 1) for g in gs) / len(gs) if gs else 0.0
+             for gs in grams]
+    return list(zip(_shared(asks, heads), _shared(asks, firsts, MIN_PROMPTS), stock))
 
 
 def diversity_factors(asks: list[str], replies: list[str], opening_words: int = OPENING_WORDS) -> list[float]:
-    """The batch-level guard in [DIVERSITY_FLOOR, 1]: the lower of the opening and the stock-phrase ramps."""
+    """The batch-level guard in [DIVERSITY_FLOOR, 1]: the lowest of the opening, first-word and stock-phrase ramps."""
     return [min(_ramp(o, OPENING_SHARE_OK, OPENING_SHARE_ZERO, DIVERSITY_FLOOR),
+                _ramp(f, FIRST_WORD_SHARE_OK, FIRST_WORD_SHARE_ZERO, DIVERSITY_FLOOR),
                 _ramp(s, STOCK_OK, STOCK_ZERO, DIVERSITY_FLOOR))
-            for o, s in formula_shares(asks, replies, opening_words)]
+            for o, f, s in formula_shares(asks, replies, opening_words)]
 
 
 def diversity_penalty(prompts, completions, opening_words: int = OPENING_WORDS, **columns) -> list[float]:
@@ -431,6 +459,20 @@ def misplaced(ask: str, reply: str) -> set[str]:
     if (_GLADNESS.search(reply) or _GLAD_OPENING.search(first)) and not _GOOD_NEWS.search(ask):
         out.add("gladness")
     return out
+
+
+def generic_apology(ask: str, reply: str) -> bool:
+    """Whether every apology in ``reply`` is a stock one: no sentence that apologises names anything from the user's
+    message ``ask`` ("I'm sorry for the inconvenience." to a gift card that won't work, where "I'm sorry your gift card
+    won't work." names it). An empty ``ask`` or a reply without an apology is not generic.
+
+    >>> generic_apology("My gift card won't work online.", "I'm sorry for the inconvenience. Try the app.")
+    True
+    >>> generic_apology("My gift card won't work online.", "Sorry the card won't work! Try the app.")
+    False
+    """
+    said = [s for s in _SENTENCES.split(reply) if _APOLOGY.search(s)]
+    return bool(ask.strip() and said) and not any(overlap(ask, s) > 0 for s in said)
 
 
 def context_penalty(prompts, completions, **columns) -> list[float]:

@@ -18,10 +18,11 @@ How it works, in a few points:
    relevance to the prompt, marker stuffing, and across the batch: the same opening or stock phrase in
    front of many prompts); see ``reward_models.guards``.
 6. With the guards on it also asks whether the politeness fits the situation (context fit): an apology
-   pays only where the user reports a problem or a mistake, a condolence where they report a loss, gladness
-   ("glad to hear that") where they bring good news (else those two cost: ``CONDOLENCE_FACTOR``), and the
-   ritual strategies (gratitude, greeting, apology, praise, goodwill ...) saturate: the strongest counts in
-   full, each further one half the one before, so
+   pays only where the user reports a problem or a mistake and it names the trouble (any other apology, such
+   as a stock "I'm sorry for the inconvenience", costs: ``STOCK_APOLOGY_FACTOR``), a condolence where they
+   report a loss, gladness ("glad to hear that") where they bring good news (else those two cost:
+   ``CONDOLENCE_FACTOR``), and the ritual strategies (gratitude, greeting, apology, praise, goodwill ...)
+   saturate: the strongest counts in full, each further one half the one before, so
    "Hello! Thank you! Sorry! Have a great day!" is not four times as polite as "Thanks!". The fitted
    ``score`` itself is left as fitted (its cross-validated figures stay true).
 """
@@ -35,8 +36,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from reward_models.guards import (CONDOLENCE_FACTOR, GAFFES, GUARD_OPTIONS, MAX_MARKER_SHARE, NGRAM, RELEVANCE_FLOOR,
-                                  TARGET_WORDS, apply_guards, check_options, diversity_factors, misplaced, overlap,
-                                  pair_texts)
+                                  STOCK_APOLOGY_FACTOR, TARGET_WORDS, apply_guards, check_options, diversity_factors,
+                                  generic_apology, misplaced, overlap, pair_texts)
 
 WEIGHTS_FILE = Path(__file__).with_name("politeness_weights.json")
 
@@ -336,8 +337,8 @@ def politeness(prompts, completions, *, guards: bool = True, target_words: int |
     >>> fits, misplaced = politeness(["My parcel arrived smashed.", "What does APR mean?"],
     ...     ["I'm sorry your parcel arrived smashed. Ask the seller for a refund.",
     ...      "I'm sorry, APR means the yearly interest rate."])
-    >>> round(fits, 2), round(misplaced, 2)  # the apology pays only where something went wrong
-    (0.73, 0.22)
+    >>> round(fits, 2), round(misplaced, 2)  # the apology pays only where something went wrong, else costs
+    (0.73, 0.11)
     """
     asks, replies = pair_texts(prompts, completions)
     check_options(columns, len(replies), GUARD_OPTIONS | {"context_fit", "diversity"}, "politeness")
@@ -348,11 +349,12 @@ def politeness(prompts, completions, *, guards: bool = True, target_words: int |
     for ask, reply in zip(asks, replies):
         found, share = _analyse(reply)
         wrong = misplaced(ask, reply) if context_fit else set()
-        if "apology" in wrong:
-            found.pop("apology", None)  # said to nobody's trouble: it does not pay
+        stock = "apology" in found and ("apology" in wrong or (context_fit and generic_apology(ask, reply)))
+        if stock:
+            found.pop("apology", None)  # said to nobody's trouble, or naming none of it: it does not pay, and costs
         scores.append(_probability(found, model, saturate=context_fit))
         shares.append(share)
-        fit.append(CONDOLENCE_FACTOR if wrong & GAFFES else 1.0)
+        fit.append(CONDOLENCE_FACTOR if wrong & GAFFES else STOCK_APOLOGY_FACTOR if stock else 1.0)
     relevances = [overlap(ask, reply) for ask, reply in zip(asks, replies)]
     log_metric = columns.get("log_metric")
     rewards = apply_guards(scores, replies, relevances, shares, target_words=target_words, ngram=ngram,

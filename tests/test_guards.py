@@ -50,11 +50,16 @@ def test_a_formula_varied_by_fillers_is_still_one_opening():
     replies = [r for i, n in enumerate(NATURAL)
                for r in (variants[i % len(variants)] + n.split(" ", 1)[1], n)]
     penalties = guards.diversity_penalty(asks, replies)
-    assert all(p < -0.5 for p in penalties[::2]) and penalties[1::2] == [0.0] * len(PROMPTS)
+    assert all(p < -0.5 for p in penalties[::2])
+    # the natural replies keep their reward, but for the two that also open "Sorry": in a batch where most replies
+    # open so, the first word is a formula too (they still beat the formula below)
+    assert [p for p, n in zip(penalties[1::2], NATURAL) if not n.startswith("Sorry")] == [0.0] * 4
     rewards = politeness(asks, replies)
     assert all(rewards[2 * i] < rewards[2 * i + 1] for i in range(len(PROMPTS)))
-    bare = politeness(asks, replies, diversity=False)  # the apology fits some of these prompts: without the guard
-    assert any(bare[2 * i] > bare[2 * i + 1] for i in range(len(PROMPTS)))  # the formula wins there
+    # a stock apology ("sorry about that") names no trouble, so context fit alone already makes it cost; without that
+    # and without the batch guard the formula wins on some prompts
+    bare = politeness(asks, replies, diversity=False, context_fit=False)
+    assert any(bare[2 * i] > bare[2 * i + 1] for i in range(len(PROMPTS)))
 
 
 def test_samples_of_one_prompt_are_not_compared_with_each_other():
@@ -115,7 +120,7 @@ APOLOGY = [
 @pytest.mark.parametrize("trouble, neutral, body", APOLOGY)
 def test_an_apology_pays_where_something_went_wrong_and_not_to_a_neutral_question(trouble, neutral, body):
     plain = "Here is what to do about " + body
-    sorry = "Sorry! " + plain
+    sorry = "Sorry about " + body + " Here is what to do."  # an apology that names the trouble
     to_trouble = politeness([trouble] * 2, [sorry, plain], diversity=False)
     to_neutral = politeness([neutral] * 2, [sorry, plain], diversity=False)
     assert to_trouble[0] > to_trouble[1]  # an apology to a complaint is polite
@@ -175,3 +180,55 @@ def test_gladness_pays_only_after_good_news(good, trouble, neutral, body, opener
         assert guards.context_penalty([other], [glad]) == [-1.0]
     assert fits[0] >= fits[1] - 1e-9  # after good news the gladness costs nothing
     assert guards.context_penalty([good, trouble], [glad, "Happy to help! " + body]) == [0.0, 0.0]
+
+
+# (a message that reports a problem, an apology that names it, a stock apology that could answer anything)
+STOCK_APOLOGY = [
+    ("My parcel was marked delivered but it never arrived.", "I'm sorry your parcel never arrived.",
+     "I'm sorry for the inconvenience."),
+    ("MY GIFT CARD DOESNT WORK", "Sorry the gift card won't work!", "I'm sorry to hear that."),
+    ("I got charged twice for my subscription this month!", "Sorry about the double charge.",
+     "We apologize for any confusion."),
+]
+
+
+@pytest.mark.parametrize("trouble, named, stock", STOCK_APOLOGY)
+def test_an_apology_that_names_the_trouble_beats_a_stock_one(trouble, named, stock):
+    body = " The help page of the shop or the bank lists what to do next, step by step."
+    specific, generic, plain = politeness([trouble] * 3, [named + body, stock + body, body.strip()], diversity=False)
+    assert specific > plain  # the apology that names the trouble pays
+    assert generic < plain  # a stock apology that could open any reply costs (a formula a policy reaches for)
+    assert guards.generic_apology(trouble, stock + body) and not guards.generic_apology(trouble, named + body)
+    assert not guards.generic_apology(trouble, body)  # no apology: nothing to judge
+    assert not guards.generic_apology("", stock)  # no message: nothing to judge
+
+
+VARIED_APOLOGIES = ["Sorry about that.", "Sorry, what a pain.", "Sorry to hear it.", "Sorry for the trouble.",
+                    "Sorry, that's annoying.", "Sorry it happened.", "Sorry, rough day.", "Sorry you had to wait."]
+EIGHT = PROMPTS + ["My train was cancelled and I missed my interview.", "The printer jams on every page."]
+
+
+def test_a_formula_that_varies_after_its_first_word_is_still_caught():
+    """A policy's samples can open with one ritual word and vary the rest, so that no three-word opening is common
+    while its greedy replies all open "I'm sorry for the ...": the first word, shared by most prompts, gives it away."""
+    natural = ["The tracking page shows where your parcel is; the seller can chase the courier.", NATURAL[1],
+               NATURAL[2], "Restarting the router and moving it away from the microwave often helps the wifi.",
+               NATURAL[4], NATURAL[5], "Ask the rail company to rebook you, and tell the interviewer in writing.",
+               "Check the paper tray first, then the rollers."]
+    formula = [v + " " + n for v, n in zip(VARIED_APOLOGIES, natural)]
+    assert len({guards.opening(r) for r in formula}) == len(formula)  # every three-word opening differs
+    asks = [p for p in EIGHT for _ in range(2)]
+    replies = [r for pair in zip(formula, natural) for r in pair]
+    factors = guards.diversity_factors(asks, replies)
+    assert all(f < 0.5 for f in factors[::2]) and factors[1::2] == [1.0] * len(EIGHT)
+    rewards = politeness(asks, replies)
+    assert sum(rewards[::2]) < sum(rewards[1::2])
+    # a first word shared with the replies to two other prompts is a coincidence, not a formula
+    few = [v + " " + n for v, n in zip(VARIED_APOLOGIES[:3], natural[:3])] + natural[3:]
+    assert guards.diversity_factors(EIGHT, few) == [1.0] * len(EIGHT)
+
+
+def test_ritual_words_a_formula_swaps_are_one_opening():
+    variants = ["I'd be happy to help!", "Glad to help.", "I'm pleased to help.", "Happy to assist!"]
+    assert len({guards.opening(v + " Next.") for v in variants}) == 1
+    assert guards.opening("We apologise for the delay.") == guards.opening("Sorry for the delay.")
