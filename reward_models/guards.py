@@ -8,7 +8,7 @@ They are also TRL rewards of their own, for recipes that prefer to weight them s
 - ``repetition_penalty``: 0 while 90 % of word n-grams are distinct, -1 at 50 %, in [-1, 0].
 - ``length_penalty``: 0 up to ``target_words``, then falls as target/length - 1, in (-1, 0].
 - ``relevance``: share of the user's content words the reply takes up, in [0, 1].
-- ``diversity_penalty``: batch level. A reply whose opening (first words), or whose stock phrases, also
+- ``diversity_penalty``: batch level. A reply whose opening (first words), first word, or stock phrases also
   open or fill the replies to many *other* prompts of the same call is a formula, not an answer to its
   message, in [-0.8, 0]. TRL scores a whole generation batch in one call, k samples of each prompt side
   by side; replies are compared across prompts only, never within one prompt's group.
