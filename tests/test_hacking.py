@@ -99,6 +99,22 @@ def test_training_opening_share_reads_the_whole_batch_when_logged():
     assert varied["fired"] == []
 
 
+def test_greedy_probe_opening_share_fires_when_the_greedy_replies_share_a_formula():
+    """With `greedy_probe: true` the run logs the share of each generation batch's greedy replies that open alike
+    (metrics.jsonl, at the steps that generate): the last one above 1 in 5 fires, a varied last batch does not, and a
+    run without the probe has no such series."""
+    def probed(shares):
+        out = rows([1.9, 1.8, 1.7, 1.7], [0.0, 0.05, 0.1, 0.1], [30, 31, 29, 30])
+        for row, share in zip(out[::2], shares):  # a generation batch every other step
+            row["greedy_probe/opening_share"] = share
+        return out
+    formula = hacking.training_signals(probed([0.0625, 0.3125]), [])
+    assert [f["signal"] for f in formula["fired"]] == ["greedy_opening_share"]
+    assert formula["series"]["greedy_opening_share"] == {"first": 0.0625, "last": 0.3125, "max": 0.3125}
+    assert hacking.training_signals(probed([0.3125, 0.125]), [])["fired"] == []
+    assert "greedy_opening_share" not in hacking.training_signals(rows([1.9], [0.0], [30]), [])["series"]
+
+
 def test_samples_log_records_the_whole_batch_opening(tmp_path):
     from types import SimpleNamespace
 

@@ -306,3 +306,69 @@ def test_ppo_old_logprobs_from_sampling_equal_a_forward(folder, tiny_model_dir, 
     else:
         assert not recorder.enabled and recorder.gap > speed.SAMPLED_LOGPROB_TOLERANCE and recorder.served == 0, \
             recorder.gap
+
+
+RECORDING_REWARD = '''
+import json, pathlib
+
+def recorded(prompts, completions, completion_ids, **kwargs):
+    with open(pathlib.Path(__file__).with_name("batches.jsonl"), "a") as f:
+        f.write(json.dumps({"prompts": prompts, "completion_ids": completion_ids}) + "\\n")
+    return [float(len(c[-1]["content"])) for c in completions]
+'''
+
+
+@pytest.mark.parametrize("stage_type", ["ppo", "rloo"])
+def test_greedy_probe_decodes_the_first_of_each_group_greedily(folder, tiny_model_dir, stage_type, monkeypatch):
+    """`greedy_probe: true`: in the batch the rewards score, the first completion of each prompt's group takes the
+    policy's likeliest token at every step (the greedy reply) while the others are sampled; the first generation batch
+    is the starting model's, so the check is one forward of that model. The greedy replies are scored and logged, and
+    trained on only when they score below their group's samples."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOTrainer, RLOOTrainer
+
+    trainer_class = RLOOTrainer if stage_type == "rloo" else GRPOTrainer
+    original = trainer_class._generate_and_score_completions
+    advantages = []
+
+    def kept(self, inputs):
+        out = original(self, inputs)
+        advantages.append(out["advantages"].tolist())
+        return out
+
+    monkeypatch.setattr(trainer_class, "_generate_and_score_completions", kept)
+    (folder / "recording.py").write_text(RECORDING_REWARD)
+    root = run(recipe(folder, tiny_model_dir, f"""
+  - name: rl
+    type: {stage_type}
+    data: {{train: prompts.jsonl}}
+    rewards: [{{fn: recording.py:recorded}}]
+    greedy_probe: true
+    {LORA}
+    args: {{max_steps: 1, per_device_train_batch_size: 8, num_generations: 4, steps_per_generation: 1,
+            max_completion_length: 8, temperature: 1.0}}
+"""), output_dir=str(folder / "run"))
+    batch = json.loads((folder / "batches.jsonl").read_text().splitlines()[0])
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    greedy_tokens, sampled_tokens, firsts = [], [], 0
+    for i, (prompt, completion) in enumerate(zip(batch["prompts"], batch["completion_ids"])):
+        first = i == 0 or prompt != batch["prompts"][i - 1]
+        firsts += first
+        ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=False)
+        with torch.no_grad():
+            logits = model(torch.tensor([list(ids) + completion])).logits[0, len(ids) - 1:-1]
+        picked = logits.gather(1, torch.tensor(completion)[:, None])[:, 0]
+        is_top = (picked >= logits.max(-1).values - 1e-4).tolist()
+        (greedy_tokens if first else sampled_tokens).extend(is_top)
+    assert firsts == 2 and len(batch["prompts"]) == 8  # two prompts, four completions each
+    assert all(greedy_tokens), greedy_tokens
+    assert sum(sampled_tokens) < 0.5 * len(sampled_tokens)  # temperature 1 on a random model: mostly not the top
+    lengths = [len(tokenizer.decode(c, skip_special_tokens=True)) for c in batch["completion_ids"]]
+    for probe in (0, 4):  # trained on only when it scores below its group's samples: a negative advantage, else 0
+        below = lengths[probe] < sum(lengths[probe + 1:probe + 4]) / 3
+        assert advantages[0][probe] < 0 if below else advantages[0][probe] == 0.0, (lengths, advantages)
+    assert any(advantages[0][i] for i in (1, 2, 3, 5, 6, 7))
+    logged = metrics(root, "rl")[0]
+    assert logged["greedy_probe/reward"] == pytest.approx((lengths[0] + lengths[4]) / 2, rel=1e-3)
+    assert logged["greedy_probe/opening_share"] in (0.0, 0.5, 1.0)  # of the two greedy replies

@@ -88,7 +88,8 @@ def test_env_switch_and_vllm_leave_generate_alone(monkeypatch):
 
 
 def test_use_vllm_is_checked_at_validate(tmp_path, tiny_model_dir, capsys):
-    """use_vllm: true on this machine (no vLLM, no GPU) and with 8-bit weights: one clear error per problem, exit 2."""
+    """use_vllm: true on this machine (no vLLM, no GPU), with 8-bit weights and with greedy_probe: one clear error
+    per problem, exit 2."""
     from conftest import prompt_rows, write_jsonl, write_recipe
     from rlft.cli import main
     from rlft.errors import EXIT_USER_ERROR
@@ -103,6 +104,7 @@ stages:
     rewards: [{{fn: reward_models.guards:repetition_penalty}}]
     lora: {{r: 4, target_modules: all-linear}}
     quantization: {{load_in_8bit: true}}
+    greedy_probe: true
     args: {{use_vllm: true, vllm_mode: colocate, vllm_tensor_parallel_size: 2, per_device_train_batch_size: 2,
             num_generations: 2}}
 """)
@@ -114,6 +116,7 @@ stages:
         pytest.skip("the GPU message needs a machine without GPU")
     assert "stages[0].args.use_vllm: vLLM generation needs a GPU" in " ".join(err.split())
     assert "quantization.load_in_8bit: vLLM cannot run 8-bit" in " ".join(err.split())
+    assert "greedy_probe: works with transformers' generate only, and args.use_vllm is on" in " ".join(err.split())
     assert "vllm_tensor_parallel_size: is 2, which does not divide the 1 training processes" in " ".join(err.split())
     import importlib.util
 

@@ -22,7 +22,7 @@ CONFIG_CLASS = GRPOConfig
 POLICY = True
 GENERATES = True
 FORMATS = online.FORMATS
-STAGE_KEYS = online.STAGE_KEYS
+STAGE_KEYS = online.GROUP_STAGE_KEYS
 
 
 def check(stage: dict, path: str, ctx):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from rlft import data, models, rewards, speed
+from rlft import data, greedy_probe, models, rewards, speed
 from rlft.launch import launch_from_env
 from rlft.stages import common
 
@@ -23,6 +23,12 @@ STAGE_KEYS = {
     "lora": common.LORA_KEY,
     "quantization": common.QUANT_KEY,
 }
+# The stages that sample a group of k completions per prompt (grpo, ppo, rloo) may also ask for:
+GROUP_STAGE_KEYS = {
+    **STAGE_KEYS,
+    "greedy_probe": (bool, False, "the first of each prompt's k completions is its greedy decode: the rewards (and "
+                     "their batch-level guards) score it beside the samples, the loss leaves it out (rlft.greedy_probe)"),
+}
 
 
 def check(stage: dict, path: str, ctx, config_class):
@@ -32,6 +38,10 @@ def check(stage: dict, path: str, ctx, config_class):
     rewards.check_init_from(ctx, stage, path)
     common.check_lora(ctx, stage, path)
     merged = with_generation_batch(stage, config_class)
+    generator = [k for k in ("use_vllm", "use_transformers_continuous_batching") if (stage.get("args") or {}).get(k)]
+    if stage.get("greedy_probe") and generator:
+        ctx.add(f"{path}.greedy_probe", f"works with transformers' generate only, and args.{generator[0]} is on; "
+                f"remove one of the two")
     config = common.check_args(ctx, config_class, merged, path)
     # the check converted numbers written as text in the merged copy; the run reads `stage`
     stage["args"] = {k: merged["args"][k] for k in stage.get("args") or {}}
@@ -88,6 +98,8 @@ def run(stage: dict, ctx: common.StageContext, config_class, trainer_class, log_
         trainer_class, stage, ctx, model=model, args=args, tokenizer=tokenizer, train=train, evaluation=evaluation,
         reward_funcs=reward_funcs, callbacks=[rewards.log_callback(reward_funcs)] if log_reward_means else [])
     speed.speed_up_generation(trainer)  # merged adapter + shared prompt prefill during generate (rlft.speed)
+    if stage.get("greedy_probe"):
+        greedy_probe.install(trainer)  # after the speed-ups: its `generate` wraps theirs
     if ctx.dry_run:
         return {"train_rows": len(train), "rewards": ", ".join(r.__name__ for r in reward_funcs)}
     metrics = common.train(trainer, ctx)

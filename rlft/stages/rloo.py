@@ -20,7 +20,7 @@ CONFIG_CLASS = RLOOConfig
 POLICY = True
 GENERATES = True
 FORMATS = online.FORMATS
-STAGE_KEYS = online.STAGE_KEYS
+STAGE_KEYS = online.GROUP_STAGE_KEYS
 
 
 def check(stage: dict, path: str, ctx) -> None:
