@@ -62,9 +62,11 @@ MIN_PROMPTS = 3  # fewer distinct prompts in a call than this: no judgement (not
 GAFFES = {"condolence", "gladness"}  # misplaced strategies that cost the most
 CONDOLENCE_FACTOR = 0.2  # a condolence to someone who lost nobody is a gaffe, as costly as rudeness; so is gladness
 #                          at a message that brought no good news ("I'm glad to hear that" to "my card won't work")
-STOCK_APOLOGY_FACTOR = 0.5  # an apology to no reported trouble, or one that names none of it ("I'm sorry for the
-#                            inconvenience"), does not pay and costs half the reward: the stock apology is the formula
-#                            PPO runs reached for (19-22 % of the held-out replies on an unlucky seed)
+STOCK_APOLOGY_FACTOR = 0.5  # an apology to no reported trouble does not pay and costs half the reward; one that names
+#                            none of the trouble ("I'm sorry for the inconvenience") does not pay, and costs as much
+#                            where the diversity guard finds it a formula of the batch: the stock apology PPO runs
+#                            reached for (19-27 % of the held-out replies on an unlucky seed). Said once, a warm but
+#                            unspecific "Sorry you've had to deal with that" is not punished
 
 # Context fit (Brown & Levinson 1987; Danescu-Niculescu-Mizil et al. 2013): an apology redresses an offence or a
 # trouble the hearer suffers, so it is polite where the user reports one and a non sequitur elsewhere; sympathy
@@ -354,6 +356,16 @@ def _ramp(share: float, ok: float, zero: float, floor: float) -> float:
     return max(floor, 1.0 - (1.0 - floor) * (share - ok) / (zero - ok)) if share > ok else 1.0
 
 
+def _greedy_shared(asks: list[str], heads: list, greedy: list) -> list[float]:
+    """Per reply: the share of the *other* prompts' greedy replies (``greedy`` marks them) that open with its head."""
+    probes = {ask: head for ask, head, g in zip(asks, heads, greedy) if g}
+    out = []
+    for ask, head in zip(asks, heads):
+        others = [h for a, h in probes.items() if a != ask]
+        out.append(sum(h == head for h in others) / len(others) if head is not None and others else 0.0)
+    return out
+
+
 def _shared(asks: list[str], heads: list, min_others: int = 0) -> list[float]:
     """Per reply: the share of the *other* prompts' replies that open with the same head (None: no head), 0 when the
     head opens the replies to fewer than ``min_others`` other prompts."""
@@ -376,10 +388,13 @@ def _shared(asks: list[str], heads: list, min_others: int = 0) -> list[float]:
     return out
 
 
-def formula_shares(asks: list[str], replies: list[str],
-                   opening_words: int = OPENING_WORDS) -> list[tuple[float, float, float]]:
+def formula_shares(asks: list[str], replies: list[str], opening_words: int = OPENING_WORDS,
+                   greedy: list | None = None) -> list[tuple[float, float, float, float]]:
     """Per reply: (share of the other prompts' replies with the same opening, share with the same first word, share
-    of its 4-grams that are stock).
+    of its 4-grams that are stock, share of the other prompts' greedy replies with the same opening).
+
+    ``greedy`` (rlft's `greedy_probe` column: True for each prompt's greedy reply) lets the guard see the reply greedy
+    decoding gives, which sampling at a temperature rarely draws; without it the last share is 0.
 
     The first word counts only when it opens the replies to at least ``MIN_PROMPTS`` other prompts (one word
     coincides far more often than three). A 4-gram is stock when the replies to more than ``PHRASE_PROMPTS`` of the
@@ -388,7 +403,7 @@ def formula_shares(asks: list[str], replies: list[str],
     """
     groups = sorted(set(asks))
     if len(groups) < MIN_PROMPTS:
-        return [(0.0, 0.0, 0.0)] * len(replies)
+        return [(0.0, 0.0, 0.0, 0.0)] * len(replies)
     heads = [opening(r, opening_words) for r in replies]
     heads = [head if len(head.split()) >= 2 else None for head in heads]  # "Sure." alone is no formula
     firsts = [opening(r, 1) or None for r in replies]
@@ -399,15 +414,25 @@ def formula_shares(asks: list[str], replies: list[str],
             prompts_with.setdefault(g, set()).add(ask)
     stock = [sum(len(prompts_with[g]) - 1 > PHRASE_PROMPTS * (len(groups) - 1) for g in gs) / len(gs) if gs else 0.0
              for gs in grams]
-    return list(zip(_shared(asks, heads), _shared(asks, firsts, MIN_PROMPTS), stock))
+    probed = _greedy_shared(asks, heads, greedy) if greedy is not None else [0.0] * len(replies)
+    return list(zip(_shared(asks, heads), _shared(asks, firsts, MIN_PROMPTS), stock, probed))
 
 
-def diversity_factors(asks: list[str], replies: list[str], opening_words: int = OPENING_WORDS) -> list[float]:
-    """The batch-level guard in [DIVERSITY_FLOOR, 1]: the lowest of the opening, first-word and stock-phrase ramps."""
+def greedy_column(columns: dict, n: int) -> list | None:
+    """The `greedy_probe` column rlft hands the rewards when a stage probes its greedy replies (None without one)."""
+    greedy = columns.get("greedy_probe")
+    return list(greedy) if isinstance(greedy, (list, tuple)) and len(greedy) == n else None
+
+
+def diversity_factors(asks: list[str], replies: list[str], opening_words: int = OPENING_WORDS,
+                      greedy: list | None = None) -> list[float]:
+    """The batch-level guard in [DIVERSITY_FLOOR, 1]: the lowest of the opening, first-word, stock-phrase and (with
+    ``greedy``, see ``formula_shares``) greedy-opening ramps."""
     return [min(_ramp(o, OPENING_SHARE_OK, OPENING_SHARE_ZERO, DIVERSITY_FLOOR),
                 _ramp(f, FIRST_WORD_SHARE_OK, FIRST_WORD_SHARE_ZERO, DIVERSITY_FLOOR),
-                _ramp(s, STOCK_OK, STOCK_ZERO, DIVERSITY_FLOOR))
-            for o, f, s in formula_shares(asks, replies, opening_words)]
+                _ramp(s, STOCK_OK, STOCK_ZERO, DIVERSITY_FLOOR),
+                _ramp(g, OPENING_SHARE_OK, OPENING_SHARE_ZERO, DIVERSITY_FLOOR))
+            for o, f, s, g in formula_shares(asks, replies, opening_words, greedy)]
 
 
 def diversity_penalty(prompts, completions, opening_words: int = OPENING_WORDS, **columns) -> list[float]:
@@ -426,7 +451,7 @@ def diversity_penalty(prompts, completions, opening_words: int = OPENING_WORDS, 
     asks, replies = pair_texts(prompts, completions)
     check_options(columns, len(replies), {"opening_words"}, "diversity_penalty")
     n = int(_number("opening_words", opening_words, 1))
-    return [f - 1.0 for f in diversity_factors(asks, replies, n)]
+    return [f - 1.0 for f in diversity_factors(asks, replies, n, greedy_column(columns, len(replies)))]
 
 
 # --- context fit: the right politeness for the situation --------------------------------------------------------

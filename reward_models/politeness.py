@@ -18,8 +18,9 @@ How it works, in a few points:
    relevance to the prompt, marker stuffing, and across the batch: the same opening or stock phrase in
    front of many prompts); see ``reward_models.guards``.
 6. With the guards on it also asks whether the politeness fits the situation (context fit): an apology
-   pays only where the user reports a problem or a mistake and it names the trouble (any other apology, such
-   as a stock "I'm sorry for the inconvenience", costs: ``STOCK_APOLOGY_FACTOR``), a condolence where they
+   pays only where the user reports a problem or a mistake and it names the trouble (an apology to no trouble
+   costs ``STOCK_APOLOGY_FACTOR``; a stock "I'm sorry for the inconvenience" does not pay, and costs as much
+   where the batch repeats it), an offer of help ("happy to help") pays once, as goodwill, a condolence where they
    report a loss, gladness ("glad to hear that") where they bring good news (else those two cost:
    ``CONDOLENCE_FACTOR``), and the ritual strategies (gratitude, greeting, apology, praise, goodwill ...)
    saturate: the strongest counts in full, each further one half the one before, so
@@ -37,7 +38,7 @@ from pathlib import Path
 
 from reward_models.guards import (CONDOLENCE_FACTOR, GAFFES, GUARD_OPTIONS, MAX_MARKER_SHARE, NGRAM, RELEVANCE_FLOOR,
                                   STOCK_APOLOGY_FACTOR, TARGET_WORDS, apply_guards, check_options, diversity_factors,
-                                  generic_apology, misplaced, overlap, pair_texts)
+                                  generic_apology, greedy_column, misplaced, overlap, pair_texts)
 
 WEIGHTS_FILE = Path(__file__).with_name("politeness_weights.json")
 
@@ -145,6 +146,10 @@ STRATEGIES: dict[str, tuple[int, str, str]] = {
 # Ritual politeness: formulas that mean as much the second time as the first. With the guards on they saturate.
 RITUAL = ("gratitude", "apology", "greeting", "praise", "deference", "goodwill", "emoticon")
 SATURATION = 0.5  # each further ritual strategy counts this share of the one before
+# An offer of help ("I'd be happy to help", "glad to explain") is goodwill; the fitted matcher also reads its first
+# word as praise, so one phrase paid twice and lifted a bare answer from 0.23 to 0.93. PPO runs found it: "I'd be happy
+# to help" opened 12-36 % of their held-out replies. With the guards on, praise needs a word of its own.
+_OFFER = re.compile(r"\b(happy|glad|pleased) to\b")
 
 # Signs read from punctuation and case rather than words.
 SURFACE = {"shouting": -1, "exclamation_run": -1, "question_run": -1, "emoticon": 1}
@@ -345,13 +350,17 @@ def politeness(prompts, completions, *, guards: bool = True, target_words: int |
     model = load_weights()
     if not guards:
         return [_probability(_analyse(reply)[0], model) for reply in replies]
-    scores, shares, fit = [], [], []
+    scores, shares, fit, generic = [], [], [], []
     for ask, reply in zip(asks, replies):
         found, share = _analyse(reply)
+        if context_fit and "goodwill" in found and "praise" in found and \
+                "praise" not in _analyse(_OFFER.sub("to", reply.lower()))[0]:
+            found.pop("praise")  # its only praise word opens an offer of help: one phrase, one strategy
         wrong = misplaced(ask, reply) if context_fit else set()
-        stock = "apology" in found and ("apology" in wrong or (context_fit and generic_apology(ask, reply)))
-        if stock:
-            found.pop("apology", None)  # said to nobody's trouble, or naming none of it: it does not pay, and costs
+        stock = "apology" in found and "apology" in wrong  # to nobody's trouble: it does not pay, and costs
+        generic.append("apology" in found and context_fit and not stock and generic_apology(ask, reply))
+        if stock or generic[-1]:
+            found.pop("apology", None)  # naming none of the trouble: it does not pay either
         scores.append(_probability(found, model, saturate=context_fit))
         shares.append(share)
         fit.append(CONDOLENCE_FACTOR if wrong & GAFFES else STOCK_APOLOGY_FACTOR if stock else 1.0)
@@ -359,7 +368,12 @@ def politeness(prompts, completions, *, guards: bool = True, target_words: int |
     log_metric = columns.get("log_metric")
     rewards = apply_guards(scores, replies, relevances, shares, target_words=target_words, ngram=ngram,
                            relevance_floor=relevance_floor, max_marker_share=max_marker_share, log_metric=log_metric)
-    extra = {"context": fit, "diversity": diversity_factors(asks, replies) if diversity else [1.0] * len(replies)}
+    greedy = greedy_column(columns, len(replies))  # rlft's greedy probe marks each prompt's greedy reply
+    spread = diversity_factors(asks, replies, greedy=greedy) if diversity else [1.0] * len(replies)
+    # a stock apology that is also a formula of the batch costs like one said to no trouble; said once, it is a
+    # natural "Sorry you've had to deal with that" and only does not pay
+    fit = [f * STOCK_APOLOGY_FACTOR if g and d < 1.0 else f for f, g, d in zip(fit, generic, spread)]
+    extra = {"context": fit, "diversity": spread}
     for name, values in extra.items():
         rewards = [r * f for r, f in zip(rewards, values)]
         if callable(log_metric) and values:

@@ -195,9 +195,12 @@ STOCK_APOLOGY = [
 @pytest.mark.parametrize("trouble, named, stock", STOCK_APOLOGY)
 def test_an_apology_that_names_the_trouble_beats_a_stock_one(trouble, named, stock):
     body = " The help page of the shop or the bank lists what to do next, step by step."
-    specific, generic, plain = politeness([trouble] * 3, [named + body, stock + body, body.strip()], diversity=False)
+    warm = "Sorry you've had to deal with that."
+    specific, generic, plain, natural = politeness([trouble] * 4, [named + body, stock + body, body.strip(),
+                                                                   warm + body], diversity=False)
     assert specific > plain  # the apology that names the trouble pays
-    assert generic < plain  # a stock apology that could open any reply costs (a formula a policy reaches for)
+    assert generic - plain < (specific - plain) / 2  # a stock apology that could open any reply does not pay ...
+    assert natural >= plain  # ... and said once it is not punished
     assert guards.generic_apology(trouble, stock + body) and not guards.generic_apology(trouble, named + body)
     assert not guards.generic_apology(trouble, body)  # no apology: nothing to judge
     assert not guards.generic_apology("", stock)  # no message: nothing to judge
@@ -206,6 +209,20 @@ def test_an_apology_that_names_the_trouble_beats_a_stock_one(trouble, named, sto
 VARIED_APOLOGIES = ["Sorry about that.", "Sorry, what a pain.", "Sorry to hear it.", "Sorry for the trouble.",
                     "Sorry, that's annoying.", "Sorry it happened.", "Sorry, rough day.", "Sorry you had to wait."]
 EIGHT = PROMPTS + ["My train was cancelled and I missed my interview.", "The printer jams on every page."]
+
+
+def test_a_stock_apology_in_front_of_every_reply_costs():
+    """The same stock apology in front of the replies to many prompts is a formula: it costs half the reward besides
+    the diversity guard's charge, and loses to the plain replies; said to one of them it only does not pay."""
+    troubles = [t for t, _, _ in STOCK_APOLOGY] + ["My train was cancelled and I missed my interview."]
+    body = " The help page of the shop or the bank lists what to do next, step by step."
+    formula = politeness(troubles, ["I'm sorry for the inconvenience." + body] * 4)
+    plain = politeness(troubles, [body.strip()] * 4, diversity=False)
+    assert all(f < 0.5 * p for f, p in zip(formula, plain))
+    others = [" Ask the card's issuer for a new one.", " Ask the bank to reverse the second payment.",
+              " Ask the rail company to rebook you."]
+    once = politeness(troubles, ["I'm sorry for the inconvenience." + body] + [o.strip() for o in others])
+    assert once[0] >= politeness(troubles, [body.strip()] + [o.strip() for o in others])[0]
 
 
 def test_a_formula_that_varies_after_its_first_word_is_still_caught():
@@ -232,3 +249,44 @@ def test_ritual_words_a_formula_swaps_are_one_opening():
     variants = ["I'd be happy to help!", "Glad to help.", "I'm pleased to help.", "Happy to assist!"]
     assert len({guards.opening(v + " Next.") for v in variants}) == 1
     assert guards.opening("We apologise for the delay.") == guards.opening("Sorry for the delay.")
+
+
+def test_the_greedy_probe_column_shows_a_formula_the_samples_hide():
+    """rlft's greedy probe marks each prompt's greedy reply (`greedy_probe` column). Half the prompts' greedy replies
+    open "I'd be happy to help", but among their 7 samples each none does: across the batch the opening is 5 % of the
+    other prompts' replies and barely bites, while among the other prompts' greedy replies it is 43-57 %, and every
+    reply that opens so keeps the floor. Natural greedy replies are not charged."""
+    natural = ["The tracking page shows where your parcel is; the seller can chase the courier.", NATURAL[1],
+               NATURAL[2], "Restarting the router and moving it away from the microwave often helps the wifi.",
+               NATURAL[4], NATURAL[5], "Ask the rail company to rebook you, and tell the interviewer in writing.",
+               "Check the paper tray first, then the rollers."]
+    asks = [p for p in EIGHT for _ in range(8)]
+    greedy = [j == 0 for _ in EIGHT for j in range(8)]
+    formula = ["I'd be happy to help. " + n if i < 4 else n for i, n in enumerate(natural)]
+    replies = [formula[i] if j == 0 else natural[i] for i in range(8) for j in range(8)]
+    probed = guards.diversity_factors(asks, replies, greedy=greedy)
+    blind = guards.diversity_factors(asks, replies)
+    assert [round(blind[i * 8], 2) for i in range(4)] == [0.98] * 4  # 3 of 56 other replies: hidden among samples
+    assert [probed[i * 8] for i in range(4)] == [guards.DIVERSITY_FLOOR] * 4  # 3 of 7 other greedy replies
+    assert all(f == 1.0 for i, f in enumerate(probed) if i >= 32 or i % 8)  # the natural replies keep their reward
+    rewards = politeness(asks, replies, greedy_probe=greedy)
+    assert rewards[0] < 0.5 * politeness(asks, replies)[0]  # politeness reads the column
+    natural_replies = [natural[i] for i in range(8) for _ in range(8)]
+    assert guards.diversity_factors(asks, natural_replies, greedy=greedy) == [1.0] * 64
+    assert guards.diversity_penalty(asks, replies, greedy_probe=greedy)[0] == pytest.approx(guards.DIVERSITY_FLOOR - 1)
+
+
+def test_an_offer_of_help_pays_as_goodwill_once_not_also_as_praise():
+    """The fitted matcher reads "happy" in "I'd be happy to help" as praise besides goodwill; with the guards on one
+    phrase pays once. Goodwill still pays, and praise said in words of its own still counts."""
+    from reward_models.politeness import strategies
+
+    ask = ["How do I boil an egg?"]
+    plain, body = "Boil the egg for 8 minutes.", " Boil the egg for 8 minutes."
+    offer, praised = "I'd be happy to help!" + body, "Happy to help! Great question!" + body
+    assert {"praise", "goodwill"} <= set(strategies(offer))  # the fitted score's features, unchanged
+    double = politeness(ask, [offer], context_fit=False)[0]
+    assert politeness(ask, [plain])[0] < politeness(ask, [offer])[0] < double
+    assert politeness(ask, [offer])[0] < politeness(ask, [praised])[0]
+    assert politeness(ask, ["I'm glad to explain." + body])[0] < politeness(ask, ["I'm glad to explain." + body],
+                                                                           context_fit=False)[0]
