@@ -64,7 +64,8 @@ CONDOLENCE_FACTOR = 0.2  # a condolence to someone who lost nobody is a gaffe, a
 #                          at a message that brought no good news ("I'm glad to hear that" to "my card won't work")
 STOCK_APOLOGY_FACTOR = 0.5  # an apology to no reported trouble does not pay and costs half the reward; one that names
 #                            none of the trouble ("I'm sorry for the inconvenience") does not pay, and costs as much
-#                            where the diversity guard finds it a formula of the batch: the stock apology PPO runs
+#                            where its opening opens the replies to other prompts too (past OPENING_SHARE_OK of them,
+#                            or of their greedy replies): the stock apology PPO runs
 #                            reached for (19-27 % of the held-out replies on an unlucky seed). Said once, a warm but
 #                            unspecific "Sorry you've had to deal with that" is not punished
 
