@@ -11,7 +11,8 @@ They are also TRL rewards of their own, for recipes that prefer to weight them s
 - ``diversity_penalty``: batch level. A reply whose opening (first words), first word, or stock phrases also
   open or fill the replies to many *other* prompts of the same call is a formula, not an answer to its
   message, in [-0.8, 0]. TRL scores a whole generation batch in one call, k samples of each prompt side
-  by side; replies are compared across prompts only, never within one prompt's group.
+  by side; replies are compared across prompts only, never within one prompt's group. With rlft's greedy probe
+  (a `greedy_probe` column) each reply is also compared with the other prompts' greedy replies.
 - ``context_penalty``: politeness said to the wrong situation. A condolence ("sorry for your loss") to
   someone who lost no one, an apology in answer to a neutral question; -1, -0.5 or 0.
 
