@@ -27,7 +27,8 @@ STAGE_KEYS = {
 GROUP_STAGE_KEYS = {
     **STAGE_KEYS,
     "greedy_probe": (bool, False, "the first of each prompt's k completions is its greedy decode: the rewards (and "
-                     "their batch-level guards) score it beside the samples, the loss leaves it out (rlft.greedy_probe)"),
+                     "their batch-level guards) score it beside the samples, and it is trained on only when it scores "
+                     "below them (rlft.greedy_probe)"),
 }
 
 
