@@ -430,11 +430,16 @@ def diversity_factors(asks: list[str], replies: list[str], opening_words: int = 
                       greedy: list | None = None) -> list[float]:
     """The batch-level guard in [DIVERSITY_FLOOR, 1]: the lowest of the opening, first-word, stock-phrase and (with
     ``greedy``, see ``formula_shares``) greedy-opening ramps."""
+    return diversity_ramps(formula_shares(asks, replies, opening_words, greedy))
+
+
+def diversity_ramps(shares: list[tuple[float, float, float, float]]) -> list[float]:
+    """``formula_shares`` turned into the guard: per reply, the lowest of its four ramps."""
     return [min(_ramp(o, OPENING_SHARE_OK, OPENING_SHARE_ZERO, DIVERSITY_FLOOR),
                 _ramp(f, FIRST_WORD_SHARE_OK, FIRST_WORD_SHARE_ZERO, DIVERSITY_FLOOR),
                 _ramp(s, STOCK_OK, STOCK_ZERO, DIVERSITY_FLOOR),
                 _ramp(g, OPENING_SHARE_OK, OPENING_SHARE_ZERO, DIVERSITY_FLOOR))
-            for o, f, s, g in formula_shares(asks, replies, opening_words, greedy)]
+            for o, f, s, g in shares]
 
 
 def diversity_penalty(prompts, completions, opening_words: int = OPENING_WORDS, **columns) -> list[float]:

@@ -38,7 +38,7 @@ from pathlib import Path
 
 from reward_models.guards import (CONDOLENCE_FACTOR, GAFFES, GUARD_OPTIONS, MAX_MARKER_SHARE, NGRAM,
                                   OPENING_SHARE_OK, RELEVANCE_FLOOR, STOCK_APOLOGY_FACTOR, TARGET_WORDS, apply_guards,
-                                  check_options, diversity_factors, formula_shares, generic_apology, greedy_column,
+                                  check_options, diversity_ramps, formula_shares, generic_apology, greedy_column,
                                   misplaced, overlap, pair_texts)
 
 WEIGHTS_FILE = Path(__file__).with_name("politeness_weights.json")
@@ -370,11 +370,11 @@ def politeness(prompts, completions, *, guards: bool = True, target_words: int |
     rewards = apply_guards(scores, replies, relevances, shares, target_words=target_words, ngram=ngram,
                            relevance_floor=relevance_floor, max_marker_share=max_marker_share, log_metric=log_metric)
     greedy = greedy_column(columns, len(replies))  # rlft's greedy probe marks each prompt's greedy reply
-    spread = diversity_factors(asks, replies, greedy=greedy) if diversity else [1.0] * len(replies)
+    shares = formula_shares(asks, replies, greedy=greedy) if diversity else [(0.0, 0.0, 0.0, 0.0)] * len(replies)
+    spread = diversity_ramps(shares)
     # a stock apology whose opening the batch repeats across prompts costs like one said to no trouble; said once it
     # is a natural "Sorry you've had to deal with that" and only does not pay
-    repeated = [max(o, g) > OPENING_SHARE_OK for o, _, _, g in formula_shares(asks, replies, greedy=greedy)] \
-        if diversity and any(generic) else [False] * len(replies)
+    repeated = [max(o, g) > OPENING_SHARE_OK for o, _, _, g in shares]
     fit = [f * STOCK_APOLOGY_FACTOR if g and r else f for f, g, r in zip(fit, generic, repeated)]
     extra = {"context": fit, "diversity": spread}
     for name, values in extra.items():

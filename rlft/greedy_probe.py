@@ -33,6 +33,7 @@ import functools
 import json
 
 import torch
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from rlft.text import as_text, openings
 
@@ -52,8 +53,6 @@ def install(trainer) -> bool:
         rows = first_of_groups(kwargs.get("input_ids", args[0] if args else None), kwargs.get("attention_mask"))
         config = kwargs.get("generation_config") or getattr(model, "generation_config", None)
         if rows is not None and getattr(config, "do_sample", False):
-            from transformers import LogitsProcessorList  # deferred with transformers, as in rlft.speed
-
             kwargs["logits_processor"] = LogitsProcessorList([*(kwargs.get("logits_processor") or []),
                                                               GreedyRows(rows)])
         return plain_generate(*args, **kwargs)
@@ -76,23 +75,29 @@ def install(trainer) -> bool:
             trainer._log_metric("greedy_probe/reward", total[greedy].mean().item())
             texts = [as_text(c) for c, g in zip(completions, local.tolist()) if g]
             trainer._log_metric("greedy_probe/opening_share", openings(texts, top=1)["share"])
-            rewards[greedy & ~below_samples(total, greedy, trainer.num_generations)] = torch.nan
+            rewards[greedy & ~below_samples(total, greedy)] = torch.nan
         return rewards
 
     trainer._calculate_rewards = calculate_rewards
     return True
 
 
-def below_samples(total: torch.Tensor, greedy: torch.Tensor, k: int) -> torch.Tensor:
-    """Per row: whether its reward is below the mean reward of the samples (not the probe) in its group of k rows.
+def below_samples(total: torch.Tensor, greedy: torch.Tensor) -> torch.Tensor:
+    """Per row: whether its reward is below the mean reward of its group's samples. A group is a probe and the rows
+    after it up to the next probe (the batch order TRL samples in), whatever its size (eval batches may use another
+    k than training).
 
-    >>> below_samples(torch.tensor([0.1, 0.5, 0.3, 0.9, 0.5, 0.3]), torch.tensor([1, 0, 0, 1, 0, 0]).bool(), 3).tolist()
+    >>> below_samples(torch.tensor([0.1, 0.5, 0.3, 0.9, 0.5, 0.3]), torch.tensor([1, 0, 0, 1, 0, 0]).bool()).tolist()
     [True, False, True, False, False, True]
+    >>> below_samples(torch.tensor([0.1, 0.5, 0.9, 0.5, 0.3, 1.0]), torch.tensor([1, 0, 1, 0, 0, 0]).bool()).tolist()
+    [True, False, False, True, True, False]
     """
-    groups = total.view(-1, k)
-    samples = (~greedy).view(-1, k) & ~torch.isnan(groups)
-    mean = (groups.nan_to_num() * samples).sum(1) / samples.sum(1).clamp(min=1)
-    return (groups < mean[:, None]).view(-1)
+    group = greedy.long().cumsum(0)
+    counted = ~greedy & ~torch.isnan(total)
+    sums = torch.zeros(int(group.max()) + 1, dtype=total.dtype, device=total.device)
+    sums.index_add_(0, group, torch.where(counted, total, torch.zeros_like(total)))
+    count = torch.zeros_like(sums).index_add_(0, group, counted.to(total.dtype))
+    return total < (sums / count.clamp(min=1))[group]
 
 
 def first_of_groups(input_ids, attention_mask=None) -> torch.Tensor | None:
@@ -111,7 +116,7 @@ def first_of_groups(input_ids, attention_mask=None) -> torch.Tensor | None:
     return first if first.any() else None
 
 
-class GreedyRows:
+class GreedyRows(LogitsProcessor):
     """Logits processor: the rows marked in `rows` keep only their likeliest token, so sampling draws it."""
 
     def __init__(self, rows: torch.Tensor):
