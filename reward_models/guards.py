@@ -78,6 +78,8 @@ _CONDOLENCE = re.compile(r"\b(sorry (for|about|to hear (about|of)) (your|the|suc
                          r"(for|on) your loss|rest in peace|my heart goes out|passed away|(he|she|they) passed)",
                          re.IGNORECASE)
 _APOLOGY = re.compile(r"\b(sorry|apolog\w*|forgive me|pardon|my bad|my mistake|my fault)\b", re.IGNORECASE)
+# An offer of help: "I'd be happy to help", "glad to explain", "pleased to assist".
+OFFER = re.compile(r"\b(happy|glad|pleased) to\b", re.IGNORECASE)
 _KIN = (r"(mum|mom|mother|dad|father|wife|husband|partner|son|daughter|child|baby|brother|sister|friend|grandma|"
         r"grandmother|grandpa|grandfather|granny|aunt|uncle|cousin|dog|cat|pet|horse)")
 # A loss of someone: a laptop that "died" or herbs "dying" are troubles, not bereavements.
@@ -337,7 +339,7 @@ SAME_RITUAL = {
     **dict.fromkeys("apologies apologise apologize apologizing apologising".split(), "sorry"),
     **dict.fromkeys("thank thanks appreciate".split(), "thanks"), "assist": "help"}
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
-_SENTENCES = re.compile(r"(?<=[.!?;:])\s+|\n+")
+SENTENCES = re.compile(r"(?<=[.!?;:])\s+|\n+")
 
 
 def opening(text: str, n: int = OPENING_WORDS) -> str:
@@ -503,7 +505,25 @@ def generic_apology(ask: str, reply: str) -> bool:
     >>> generic_apology("My gift card won't work online.", "Sorry the card won't work! Try the app.")
     False
     """
-    said = [s for s in _SENTENCES.split(reply) if _APOLOGY.search(s)]
+    return _names_nothing(ask, reply, _APOLOGY)
+
+
+def generic_offer(ask: str, reply: str) -> bool:
+    """Whether every offer of help in ``reply`` is a stock one: "I'd be happy to help." says the same to any message,
+    where "I'd be happy to help with your battery." names the user's. An empty ``ask`` or a reply without an offer is
+    not generic.
+
+    >>> generic_offer("My battery dies by lunch.", "I'd be happy to help. Lower the screen brightness.")
+    True
+    >>> generic_offer("My battery dies by lunch.", "Happy to help with the battery! Lower the screen brightness.")
+    False
+    """
+    return _names_nothing(ask, reply, OFFER)
+
+
+def _names_nothing(ask: str, reply: str, pattern: re.Pattern) -> bool:
+    """Whether ``reply`` has sentences that match ``pattern`` and none of them names anything from ``ask``."""
+    said = [s for s in SENTENCES.split(reply) if pattern.search(s)]
     return bool(ask.strip() and said) and not any(overlap(ask, s) > 0 for s in said)
 
 

@@ -19,11 +19,12 @@ How it works, in a few points:
    front of many prompts); see ``reward_models.guards``.
 6. With the guards on it also asks whether the politeness fits the situation (context fit): an apology
    pays only where the user reports a problem or a mistake and it names the trouble (an apology to no trouble
-   costs ``STOCK_APOLOGY_FACTOR``; a stock "I'm sorry for the inconvenience" does not pay, and costs as much
-   where the batch repeats it), an offer of help ("happy to help") pays once, as goodwill, a condolence where they
-   report a loss, gladness ("glad to hear that") where they bring good news (else those two cost:
-   ``CONDOLENCE_FACTOR``), and the ritual strategies (gratitude, greeting, apology, praise, goodwill ...)
-   saturate: the strongest counts in full, each further one half the one before, so
+   costs ``STOCK_APOLOGY_FACTOR``; a stock "I'm sorry to hear that" pays nothing, and costs as much where the
+   batch repeats it), an offer of help pays once, as goodwill, and only where it names what the user said ("I'd be
+   happy to help." to anything pays nothing), a first sentence that opens the replies to other prompts too pays
+   nothing, a condolence pays where they report a loss, gladness ("glad to hear that") where they bring good news
+   (else those two cost: ``CONDOLENCE_FACTOR``), and the ritual strategies (gratitude, greeting, apology, praise,
+   goodwill ...) saturate: the strongest counts in full, each further one half the one before, so
    "Hello! Thank you! Sorry! Have a great day!" is not four times as polite as "Thanks!". The fitted
    ``score`` itself is left as fitted (its cross-validated figures stay true).
 """
@@ -36,10 +37,10 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from reward_models.guards import (CONDOLENCE_FACTOR, GAFFES, GUARD_OPTIONS, MAX_MARKER_SHARE, NGRAM,
-                                  OPENING_SHARE_OK, RELEVANCE_FLOOR, STOCK_APOLOGY_FACTOR, TARGET_WORDS, apply_guards,
-                                  check_options, diversity_ramps, formula_shares, generic_apology, greedy_column,
-                                  misplaced, overlap, pair_texts)
+from reward_models.guards import (CONDOLENCE_FACTOR, GAFFES, GUARD_OPTIONS, MAX_MARKER_SHARE, NGRAM, OFFER,
+                                  OPENING_SHARE_OK, RELEVANCE_FLOOR, SENTENCES, STOCK_APOLOGY_FACTOR, TARGET_WORDS,
+                                  apply_guards, check_options, diversity_ramps, formula_shares, generic_apology,
+                                  generic_offer, greedy_column, misplaced, overlap, pair_texts)
 
 WEIGHTS_FILE = Path(__file__).with_name("politeness_weights.json")
 
@@ -149,8 +150,9 @@ RITUAL = ("gratitude", "apology", "greeting", "praise", "deference", "goodwill",
 SATURATION = 0.5  # each further ritual strategy counts this share of the one before
 # An offer of help ("I'd be happy to help", "glad to explain") is goodwill; the fitted matcher also reads its first
 # word as praise, so one phrase paid twice and lifted a bare answer from 0.23 to 0.93. PPO runs found it: "I'd be happy
-# to help" opened 12-36 % of their held-out replies. With the guards on, praise needs a word of its own.
-_OFFER = re.compile(r"\b(happy|glad|pleased) to\b")
+# to help" opened 12-36 % of their held-out replies. With the guards on, praise needs a word of its own, and a stock
+# offer that names nothing of the message ("I'd be happy to help." to anything at all) does not pay as goodwill either:
+# with it paying once, it still opened 9-10 of the 88 held-out replies in three flagship runs.
 
 # Signs read from punctuation and case rather than words.
 SURFACE = {"shouting": -1, "exclamation_run": -1, "question_run": -1, "emoticon": 1}
@@ -320,6 +322,31 @@ def explain(text: str) -> dict:
             "contributions": rows}
 
 
+def _drop_formulas(found: dict[str, str], ask: str, reply: str, repeated: bool, weights: dict) -> None:
+    """Context fit for formulas: take out of ``found`` the politeness said the same way to everyone.
+
+    - An offer of help ("happy to help") is one strategy, goodwill: its "happy" is not praise as well.
+    - A stock sentence, an offer of help or an apology that names nothing of the message ``ask`` ("I'd be happy to
+      help.", "I'm sorry to hear that."), pays nothing: not its goodwill or apology, nor the first person ("I'd", which
+      the corpus fit pays) that makes it sound personal.
+    - Where the opening is ``repeated`` across the batch's prompts, its first sentence pays nothing either: a formula
+      is polite to nobody in particular.
+
+    What the reply says again elsewhere in words of its own still pays, and rude strategies always count.
+    """
+    if "goodwill" in found and "praise" in found and "praise" not in _analyse(OFFER.sub("to", reply.lower()))[0]:
+        found.pop("praise")  # its only praise word opens an offer of help: one phrase, one strategy
+    sentences = SENTENCES.split(reply.strip())
+    stock = [s for s in sentences if generic_offer(ask, s) or generic_apology(ask, s)]
+    if repeated:
+        first = _SENTENCE_END.split(reply.strip(), maxsplit=1)[0]
+        stock += [s for s in sentences if s.startswith(first)][:1]
+    if stock:
+        rest = _analyse(" ".join(s for s in sentences if s not in stock))[0]
+        for name in [n for n in found if weights.get(n, 0.0) > 0 and n not in rest]:
+            found.pop(name)
+
+
 def politeness(prompts, completions, *, guards: bool = True, target_words: int | None = TARGET_WORDS,
                ngram: int = NGRAM, relevance_floor: float = RELEVANCE_FLOOR,
                max_marker_share: float = MAX_MARKER_SHARE, context_fit: bool = True, diversity: bool = True,
@@ -351,17 +378,20 @@ def politeness(prompts, completions, *, guards: bool = True, target_words: int |
     model = load_weights()
     if not guards:
         return [_probability(_analyse(reply)[0], model) for reply in replies]
+    greedy = greedy_column(columns, len(replies))  # rlft's greedy probe marks each prompt's greedy reply
+    spreads = formula_shares(asks, replies, greedy=greedy) if diversity else [(0.0, 0.0, 0.0, 0.0)] * len(replies)
+    # an opening that opens the replies to other prompts too (past OPENING_SHARE_OK of them, or of their greedy replies)
+    repeated = [max(o, g) > OPENING_SHARE_OK for o, _, _, g in spreads]
     scores, shares, fit, generic = [], [], [], []
-    for ask, reply in zip(asks, replies):
+    for ask, reply, formula in zip(asks, replies, repeated):
         found, share = _analyse(reply)
-        if context_fit and "goodwill" in found and "praise" in found and \
-                "praise" not in _analyse(_OFFER.sub("to", reply.lower()))[0]:
-            found.pop("praise")  # its only praise word opens an offer of help: one phrase, one strategy
         wrong = misplaced(ask, reply) if context_fit else set()
         stock = "apology" in found and "apology" in wrong  # to nobody's trouble: it does not pay, and costs
         generic.append("apology" in found and context_fit and not stock and generic_apology(ask, reply))
-        if stock or generic[-1]:
-            found.pop("apology", None)  # naming none of the trouble: it does not pay either
+        if stock:
+            found.pop("apology")
+        if context_fit:  # naming none of the trouble, or said to every prompt: it does not pay either
+            _drop_formulas(found, ask, reply, formula, model["weights"])
         scores.append(_probability(found, model, saturate=context_fit))
         shares.append(share)
         fit.append(CONDOLENCE_FACTOR if wrong & GAFFES else STOCK_APOLOGY_FACTOR if stock else 1.0)
@@ -369,12 +399,9 @@ def politeness(prompts, completions, *, guards: bool = True, target_words: int |
     log_metric = columns.get("log_metric")
     rewards = apply_guards(scores, replies, relevances, shares, target_words=target_words, ngram=ngram,
                            relevance_floor=relevance_floor, max_marker_share=max_marker_share, log_metric=log_metric)
-    greedy = greedy_column(columns, len(replies))  # rlft's greedy probe marks each prompt's greedy reply
-    shares = formula_shares(asks, replies, greedy=greedy) if diversity else [(0.0, 0.0, 0.0, 0.0)] * len(replies)
-    spread = diversity_ramps(shares)
+    spread = diversity_ramps(spreads)
     # a stock apology whose opening the batch repeats across prompts costs like one said to no trouble; said once it
     # is a natural "Sorry you've had to deal with that" and only does not pay
-    repeated = [max(o, g) > OPENING_SHARE_OK for o, _, _, g in shares]
     fit = [f * STOCK_APOLOGY_FACTOR if g and r else f for f, g, r in zip(fit, generic, repeated)]
     extra = {"context": fit, "diversity": spread}
     for name, values in extra.items():

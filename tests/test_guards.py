@@ -276,17 +276,40 @@ def test_the_greedy_probe_column_shows_a_formula_the_samples_hide():
     assert guards.diversity_penalty(asks, replies, greedy_probe=greedy)[0] == pytest.approx(guards.DIVERSITY_FLOOR - 1)
 
 
-def test_an_offer_of_help_pays_as_goodwill_once_not_also_as_praise():
+def test_an_offer_of_help_pays_once_and_only_where_it_names_the_message():
     """The fitted matcher reads "happy" in "I'd be happy to help" as praise besides goodwill; with the guards on one
-    phrase pays once. Goodwill still pays, and praise said in words of its own still counts."""
+    phrase pays once, and only where it offers help with something the user said. "I'd be happy to help." could answer
+    anything: with it paying, three flagship PPO runs opened 9-15 of the 88 held-out replies so. Said once it costs
+    nothing, and praise said in words of its own still counts."""
     from reward_models.politeness import strategies
 
     ask = ["How do I boil an egg?"]
-    plain, body = "Boil the egg for 8 minutes.", " Boil the egg for 8 minutes."
-    offer, praised = "I'd be happy to help!" + body, "Happy to help! Great question!" + body
-    assert {"praise", "goodwill"} <= set(strategies(offer))  # the fitted score's features, unchanged
-    double = politeness(ask, [offer], context_fit=False)[0]
-    assert politeness(ask, [plain])[0] < politeness(ask, [offer])[0] < double
-    assert politeness(ask, [offer])[0] < politeness(ask, [praised])[0]
-    assert politeness(ask, ["I'm glad to explain." + body])[0] < politeness(ask, ["I'm glad to explain." + body],
-                                                                           context_fit=False)[0]
+    body = " Boil the egg for 8 minutes."
+    plain, stock = body.strip(), "I'd be happy to help!" + body
+    named, praised = "I'd be happy to help with the egg!" + body, "Happy to help with the egg! Great question!" + body
+    assert {"praise", "goodwill"} <= set(strategies(named))  # the fitted score's features, unchanged
+    double = politeness(ask, [named], context_fit=False)[0]
+    assert politeness(ask, [plain])[0] < politeness(ask, [named])[0] < double
+    assert politeness(ask, [named])[0] < politeness(ask, [praised])[0]
+    assert politeness(ask, [stock])[0] == politeness(ask, [plain])[0] < politeness(ask, [stock], context_fit=False)[0]
+    assert politeness(ask, ["I'm glad to explain." + body]) == politeness(ask, [plain])
+    assert guards.generic_offer(ask[0], stock) and not guards.generic_offer(ask[0], named)
+    assert not guards.generic_offer(ask[0], plain) and not guards.generic_offer("", stock)  # nothing to judge
+
+
+def test_politeness_in_an_opening_said_to_many_prompts_does_not_pay():
+    """A first sentence that opens the replies to other prompts too (past 5 % of them) is a formula: what only it says
+    pays nothing, besides the diversity guard's charge, even thanks that the corpus fit pays most. Said to one prompt,
+    the same thanks pays; said again in the reply's own words, it pays there."""
+    natural = ["The tracking page shows where your parcel is; the seller can chase the courier.", NATURAL[1],
+               NATURAL[2], "Restarting the router and moving it away from the microwave often helps the wifi.",
+               NATURAL[4], NATURAL[5], "Ask the rail company to rebook you, and tell the interviewer in writing.",
+               "Check the paper tray first, then the rollers."]
+    thanks = "Thank you so much for asking! "
+    plain = politeness(EIGHT, natural)
+    formula = politeness(EIGHT, [thanks + n for n in natural])
+    assert formula == pytest.approx([p * guards.DIVERSITY_FLOOR for p in plain])
+    once = politeness(EIGHT, [thanks + natural[0]] + natural[1:])
+    assert once[0] > 1.5 * plain[0] and once[1:] == plain[1:]
+    again = politeness(EIGHT, [thanks + n + " Thanks again for your patience." for n in natural])
+    assert all(a > f for a, f in zip(again, formula))
