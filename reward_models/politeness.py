@@ -151,8 +151,9 @@ SATURATION = 0.5  # each further ritual strategy counts this share of the one be
 # An offer of help ("I'd be happy to help", "glad to explain") is goodwill; the fitted matcher also reads its first
 # word as praise, so one phrase paid twice and lifted a bare answer from 0.23 to 0.93. PPO runs found it: "I'd be happy
 # to help" opened 12-36 % of their held-out replies. With the guards on, praise needs a word of its own, and a stock
-# offer that names nothing of the message ("I'd be happy to help." to anything at all) does not pay as goodwill either:
-# with it paying once, it still opened 9-10 of the 88 held-out replies in three flagship runs.
+# offer that names nothing of the message ("I'd be happy to help." to anything at all) pays nothing (_drop_formulas):
+# while any of it paid (its goodwill, or the "I'd" the corpus fit pays), it opened 9-15 of the 88 held-out replies in
+# four flagship PPO runs.
 
 # Signs read from punctuation and case rather than words.
 SURFACE = {"shouting": -1, "exclamation_run": -1, "question_run": -1, "emoticon": 1}
@@ -339,8 +340,7 @@ def _drop_formulas(found: dict[str, str], ask: str, reply: str, repeated: bool, 
     sentences = SENTENCES.split(reply.strip())
     stock = [s for s in sentences if generic_offer(ask, s) or generic_apology(ask, s)]
     if repeated:
-        first = _SENTENCE_END.split(reply.strip(), maxsplit=1)[0]
-        stock += [s for s in sentences if s.startswith(first)][:1]
+        stock.append(sentences[0])
     if stock:
         rest = _analyse(" ".join(s for s in sentences if s not in stock))[0]
         for name in [n for n in found if weights.get(n, 0.0) > 0 and n not in rest]:
