@@ -118,7 +118,9 @@ _GLAD_OPENING = re.compile(r"\b(glad|pleased|delighted|thrilled|happy)\b(?!\s+(t
 _GOOD_NEWS = re.compile(r"\b(work(s|ed) (now|again|perfectly|great|fine)|it worked|fixed|solved|sorted|got (the|my|a|an) "
                         r"(job|offer|place|promotion|refund)|passed (my|the|an?)|accepted|promot\w*|engaged|married|"
                         r"graduat\w*|finally|great news|good news|excited|thrilled|can't wait|happy|glad|proud|"
-                        r"thanks?|thank you|won|recovered|better now)\b", re.IGNORECASE)
+                        r"thanks?|thank you|won(?!['\u2019]t)|recovered|better now)\b", re.IGNORECASE)
+# Good news said in the negative is a complaint: "I'm not happy about it", "nobody has fixed it".
+_NEGATION = re.compile(r"\b(not|never|no|nobody|no one|nothing|hardly)\b|n['\u2019]t\b", re.IGNORECASE)
 
 # Keywords TRL passes to every reward besides the dataset columns: rlft's one list of them.
 TRL_KEYWORDS = set(TRL_REWARD_KWARGS)
@@ -490,9 +492,21 @@ def misplaced(ask: str, reply: str) -> set[str]:
     if _APOLOGY.search(reply) and not _TROUBLE.search(ask) and not _LOSS.search(ask):
         out.add("apology")
     first = _SENTENCE_END.split(reply.strip(), maxsplit=1)[0]
-    if (_GLADNESS.search(reply) or _GLAD_OPENING.search(first)) and not _GOOD_NEWS.search(ask):
+    if (_GLADNESS.search(reply) or _GLAD_OPENING.search(first)) and not good_news(ask):
         out.add("gladness")
     return out
+
+
+def good_news(ask: str) -> bool:
+    """Whether the user's message brings good news: a word of it ("fixed", "happy", "thanks") not negated by any of the
+    three words before it.
+
+    >>> good_news("Thanks, the reset worked!"), good_news("I'm not happy about it."), good_news("The tap won't stop.")
+    (True, False, False)
+    >>> good_news("I've called three times and nobody has fixed it.")
+    False
+    """
+    return any(not _NEGATION.search(" ".join(ask[:m.start()].split()[-3:])) for m in _GOOD_NEWS.finditer(ask))
 
 
 def generic_apology(ask: str, reply: str) -> bool:

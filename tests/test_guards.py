@@ -3,7 +3,9 @@ the misplaced one, a formula loses to varied replies, a natural reply is not pun
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -149,13 +151,26 @@ def test_a_natural_reply_is_not_punished_by_the_context_guard():
 
 def test_no_shipped_eval_or_training_prompt_is_about_a_loss():
     # the flagship's must-show "no condolence to a prompt that mentions no loss" is checked against these
-    import json
-    from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent / "recipes" / "data"
     for name in ("polite_eval_prompts.jsonl", "polite_prompts.jsonl"):
         asks = [json.loads(line)["prompt"][-1]["content"] for line in (root / name).read_text().splitlines()]
         assert asks and all(guards.misplaced(a, "I'm sorry for your loss.") >= {"condolence"} for a in asks)
+
+
+def test_good_news_said_in_the_negative_is_a_complaint():
+    """A good-news word the message negates is no good news: "won't" is not "won", "not happy" is not "happy". Four of
+    the flagship's 156 training prompts read as good news before, so gladness paid there."""
+    for complaint in ("This stupid tap won't stop dripping.", "I was billed twice and I'm not happy about it.",
+                      "I've called three times and nobody has fixed it.", "It never worked, thanks for nothing."):
+        assert not guards.good_news(complaint)
+        assert "gladness" in guards.misplaced(complaint, "I'm glad to hear that! Call the plumber.")
+    for news in ("Thanks, the reset worked!", "I won the raffle!", "I'm so happy, I passed my driving test."):
+        assert guards.good_news(news) and not guards.misplaced(news, "I'm glad to hear that! Well done.")
+    root = Path(__file__).resolve().parent.parent / "recipes" / "data"
+    for name in ("polite_eval_prompts.jsonl", "polite_prompts.jsonl"):
+        asks = [json.loads(line)["prompt"][-1]["content"] for line in (root / name).read_text().splitlines()]
+        assert len(asks) > 80 and not any(guards.good_news(a) for a in asks)  # the shipped prompts bring none
 
 
 # (message with good news, message with a problem, a neutral question) and a reply body
