@@ -61,6 +61,20 @@ def wrap_trl_trainer_methods(trainer, wrap, per_call_part) -> None:
         setattr(trainer, method, wrap(part, getattr(trainer, method)))
 
 
+# TRL 1.16, GRPOTrainer and RLOOTrainer: the greedy probe (rlft.greedy_probe) marks and re-weighs the greedy rows in the
+# trainer's reward step and logs beside TRL's own per-step metrics. TRL has no hook for either; tests/test_compat.py
+# checks both private methods and their signatures.
+def wrap_trl_rewards(trainer, wrap) -> None:
+    """Replace the trainer's reward step, `_calculate_rewards(inputs, prompts, completions, completion_ids_list)` ->
+    a (completions, reward functions) tensor gathered over the processes, by `wrap(step)` on the instance."""
+    trainer._calculate_rewards = wrap(trainer._calculate_rewards)
+
+
+def log_trl_metric(trainer, name: str, value: float) -> None:
+    """Add `value` to the trainer's metrics of this step (averaged and written with TRL's own at the next log)."""
+    trainer._log_metric(name, value)
+
+
 @contextlib.contextmanager
 def merged_adapter(model):
     """LoRA linears run with their adapter folded into a copy of the weight; originals restored on exit.

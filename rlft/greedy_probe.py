@@ -35,6 +35,7 @@ import json
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
+from rlft import compat
 from rlft.text import as_text, openings
 
 COLUMN = "greedy_probe"  # the column that marks the greedy replies for the rewards: True on each prompt's probe
@@ -58,7 +59,13 @@ def install(trainer) -> bool:
         return plain_generate(*args, **kwargs)
 
     model.generate = generate
-    plain_rewards = trainer._calculate_rewards
+    compat.wrap_trl_rewards(trainer, functools.partial(_scoring_probes, trainer))
+    return True
+
+
+def _scoring_probes(trainer, plain_rewards):
+    """The trainer's reward step, marking each group's first row for the rewards and leaving out of the loss the
+    probes that score above their samples."""
 
     @functools.wraps(plain_rewards)
     def calculate_rewards(inputs, prompts, completions, completion_ids_list):
@@ -72,14 +79,13 @@ def install(trainer) -> bool:
         if greedy.any():
             weights = trainer.reward_weights.to(rewards.device)
             total = (rewards * weights).nansum(1)
-            trainer._log_metric("greedy_probe/reward", total[greedy].mean().item())
+            compat.log_trl_metric(trainer, "greedy_probe/reward", total[greedy].mean().item())
             texts = [as_text(c) for c, g in zip(completions, local.tolist()) if g]
-            trainer._log_metric("greedy_probe/opening_share", openings(texts, top=1)["share"])
+            compat.log_trl_metric(trainer, "greedy_probe/opening_share", openings(texts, top=1)["share"])
             rewards[greedy & ~below_samples(total, greedy)] = torch.nan
         return rewards
 
-    trainer._calculate_rewards = calculate_rewards
-    return True
+    return calculate_rewards
 
 
 def below_samples(total: torch.Tensor, greedy: torch.Tensor) -> torch.Tensor:

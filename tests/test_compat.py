@@ -163,6 +163,18 @@ def test_trl_trainer_methods_the_profiler_wraps_still_exist(name):
         assert callable(getattr(trainer, method, None)), f"{name}.{method}"
 
 
+@pytest.mark.parametrize("name", ["GRPOTrainer", "RLOOTrainer"])
+def test_trl_reward_step_and_metric_log_the_greedy_probe_uses_still_exist(name):
+    """Fails when TRL renames or reshapes the reward step `compat.wrap_trl_rewards` replaces, or `_log_metric`."""
+    import trl
+
+    trainer = getattr(trl, name)
+    assert list(inspect.signature(trainer._calculate_rewards).parameters) == \
+        ["self", "inputs", "prompts", "completions", "completion_ids_list"]
+    assert list(inspect.signature(trainer._log_metric).parameters) == ["self", "name", "value"]
+    assert "reward_weights" in inspect.getsource(trainer.__init__)
+
+
 def test_peft_lora_forward_still_skips_the_delta_when_merged_adapters_is_set():
     """rlft folds LoRA into a weight copy and sets `merged_adapters`; PEFT must then run the base layer alone."""
     from peft import LoraConfig, get_peft_model
