@@ -214,8 +214,8 @@ def test_an_apology_that_names_the_trouble_beats_a_stock_one(trouble, named, sto
     specific, generic, plain, natural = politeness([trouble] * 4, [named + body, stock + body, body.strip(),
                                                                    warm + body], diversity=False)
     assert specific > plain  # the apology that names the trouble pays
-    assert generic - plain < (specific - plain) / 2  # a stock apology that could open any reply does not pay ...
-    assert natural >= plain  # ... and said once it is not punished
+    assert generic == pytest.approx(plain)  # a stock apology that could open any reply pays nothing ...
+    assert natural == pytest.approx(plain)  # ... not even a warm one, and said once it is not punished
     assert guards.generic_apology(trouble, stock + body) and not guards.generic_apology(trouble, named + body)
     assert not guards.generic_apology(trouble, body)  # no apology: nothing to judge
     assert not guards.generic_apology("", stock)  # no message: nothing to judge
@@ -224,6 +224,11 @@ def test_an_apology_that_names_the_trouble_beats_a_stock_one(trouble, named, sto
 VARIED_APOLOGIES = ["Sorry about that.", "Sorry, what a pain.", "Sorry to hear it.", "Sorry for the trouble.",
                     "Sorry, that's annoying.", "Sorry it happened.", "Sorry, rough day.", "Sorry you had to wait."]
 EIGHT = PROMPTS + ["My train was cancelled and I missed my interview.", "The printer jams on every page."]
+# A natural reply to each of EIGHT
+NATURAL_EIGHT = ["The tracking page shows where your parcel is; the seller can chase the courier.", NATURAL[1],
+                 NATURAL[2], "Restarting the router and moving it away from the microwave often helps the wifi.",
+                 NATURAL[4], NATURAL[5], "Ask the rail company to rebook you, and tell the interviewer in writing.",
+                 "Check the paper tray first, then the rollers."]
 
 
 def test_a_stock_apology_in_front_of_every_reply_costs():
@@ -243,10 +248,7 @@ def test_a_stock_apology_in_front_of_every_reply_costs():
 def test_a_formula_that_varies_after_its_first_word_is_still_caught():
     """A policy's samples can open with one ritual word and vary the rest, so that no three-word opening is common
     while its greedy replies all open "I'm sorry for the ...": the first word, shared by most prompts, gives it away."""
-    natural = ["The tracking page shows where your parcel is; the seller can chase the courier.", NATURAL[1],
-               NATURAL[2], "Restarting the router and moving it away from the microwave often helps the wifi.",
-               NATURAL[4], NATURAL[5], "Ask the rail company to rebook you, and tell the interviewer in writing.",
-               "Check the paper tray first, then the rollers."]
+    natural = NATURAL_EIGHT
     formula = [v + " " + n for v, n in zip(VARIED_APOLOGIES, natural)]
     assert len({guards.opening(r) for r in formula}) == len(formula)  # every three-word opening differs
     asks = [p for p in EIGHT for _ in range(2)]
@@ -271,10 +273,7 @@ def test_the_greedy_probe_column_shows_a_formula_the_samples_hide():
     open "I'd be happy to help", but among their 7 samples each none does: across the batch the opening is 5 % of the
     other prompts' replies and barely bites, while among the other prompts' greedy replies it is 43-57 %, and every
     reply that opens so keeps the floor. Natural greedy replies are not charged."""
-    natural = ["The tracking page shows where your parcel is; the seller can chase the courier.", NATURAL[1],
-               NATURAL[2], "Restarting the router and moving it away from the microwave often helps the wifi.",
-               NATURAL[4], NATURAL[5], "Ask the rail company to rebook you, and tell the interviewer in writing.",
-               "Check the paper tray first, then the rollers."]
+    natural = NATURAL_EIGHT
     asks = [p for p in EIGHT for _ in range(8)]
     greedy = [j == 0 for _ in EIGHT for j in range(8)]
     formula = ["I'd be happy to help. " + n if i < 4 else n for i, n in enumerate(natural)]
@@ -294,7 +293,7 @@ def test_the_greedy_probe_column_shows_a_formula_the_samples_hide():
 def test_an_offer_of_help_pays_once_and_only_where_it_names_the_message():
     """The fitted matcher reads "happy" in "I'd be happy to help" as praise besides goodwill; with the guards on one
     phrase pays once, and only where it offers help with something the user said. "I'd be happy to help." could answer
-    anything: with it paying, three flagship PPO runs opened 9-15 of the 88 held-out replies so. Said once it costs
+    anything: while any of it paid, four flagship PPO runs opened 9-15 of the 88 held-out replies so. Said once it costs
     nothing, and praise said in words of its own still counts."""
     from reward_models.politeness import strategies
 
@@ -316,10 +315,7 @@ def test_politeness_in_an_opening_said_to_many_prompts_does_not_pay():
     """A first sentence that opens the replies to other prompts too (past 5 % of them) is a formula: what only it says
     pays nothing, besides the diversity guard's charge, even thanks that the corpus fit pays most. Said to one prompt,
     the same thanks pays; said again in the reply's own words, it pays there."""
-    natural = ["The tracking page shows where your parcel is; the seller can chase the courier.", NATURAL[1],
-               NATURAL[2], "Restarting the router and moving it away from the microwave often helps the wifi.",
-               NATURAL[4], NATURAL[5], "Ask the rail company to rebook you, and tell the interviewer in writing.",
-               "Check the paper tray first, then the rollers."]
+    natural = NATURAL_EIGHT
     thanks = "Thank you so much for asking! "
     plain = politeness(EIGHT, natural)
     formula = politeness(EIGHT, [thanks + n for n in natural])
